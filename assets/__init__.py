@@ -1,0 +1,1 @@
+"""One module per stage of the study; each asset reads its inputs, calls compute/, returns a frame."""

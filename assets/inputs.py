@@ -1,0 +1,48 @@
+"""Inputs of the study: the problems, the base model and each RL checkpoint, as lake tables."""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+
+from compute.checkpoints import discover_checkpoints
+from compute.models import check_same_tokenizer, content_hash, tokenizer_hash
+from compute.problems import load_problems
+from orchestration.io_manager import PARTITION, TABLE
+from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.resources import StudyResource
+
+
+@dg.asset(code_version="1", group_name="inputs", kinds={"polars"}, metadata={PARTITION: ""})
+def problems(study: StudyResource) -> pl.DataFrame:
+    """Verifiable problems (dataset, problem_id, prompt, answer) from PROBLEMS_URL."""
+    return load_problems(study.problems_url, study.max_problems)
+
+
+def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer) -> pl.DataFrame:
+    return pl.DataFrame({
+        "checkpoint": [checkpoint], "uri": [uri], "step": [step], "role": [role],
+        "content_hash": [content_hash(uri)], "tokenizer_hash": [tokenizer_hash(tokenizer)],
+        "discovered_at": [datetime.now(timezone.utc)],
+    }, schema_overrides={"step": pl.Int64})
+
+
+@dg.asset(code_version="1", group_name="inputs", kinds={"pytorch"},
+          metadata={TABLE: "checkpoints", PARTITION: BASE_PARTITION})
+def base_model(study: StudyResource) -> pl.DataFrame:
+    """The base model's row of the `checkpoints` table (role base)."""
+    loaded = study.model(study.base_model)
+    return _model_row("base", study.base_model, None, "base", loaded.tokenizer)
+
+
+@dg.asset(code_version="1", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+def checkpoints(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame) -> pl.DataFrame:
+    """One RL checkpoint's row of the `checkpoints` table; its tokenizer must be the base's."""
+    key = context.partition_key
+    found = {c.key: c for c in discover_checkpoints(study.checkpoints_url)}
+    if key not in found:
+        raise FileNotFoundError(f"checkpoint {key!r} is not in {study.checkpoints_url} (found: {sorted(found)})")
+    ckpt = found[key]
+    base, rl = study.model(base_model["uri"][0]), study.model(ckpt.uri)
+    check_same_tokenizer(base.path, base.tokenizer, rl.path, rl.tokenizer)
+    return _model_row(key, ckpt.uri, ckpt.step, "rl", rl.tokenizer)

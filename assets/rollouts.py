@@ -1,0 +1,28 @@
+"""Sampled responses: the base model's once, each RL checkpoint's per partition."""
+
+import dagster as dg
+import polars as pl
+
+from compute import study as studies
+from orchestration.io_manager import PARTITION, TABLE
+from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.resources import StudyResource
+
+
+def _sample(study: StudyResource, uri: str, problems: pl.DataFrame, checkpoint: str, policy: str) -> pl.DataFrame:
+    return studies.rollouts(study.model(uri), problems, checkpoint, policy, study.samples_per_problem,
+                            study.sampling(), study.seed, study.batch_size)
+
+
+@dg.asset(code_version="1", group_name="base", kinds={"pytorch"},
+          metadata={TABLE: "rollouts", PARTITION: BASE_PARTITION})
+def base_rollouts(study: StudyResource, problems: pl.DataFrame, base_model: pl.DataFrame) -> pl.DataFrame:
+    """The base policy's responses, computed once and reused by every checkpoint."""
+    return _sample(study, base_model["uri"][0], problems, "base", "base")
+
+
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+def rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
+             checkpoints: pl.DataFrame) -> pl.DataFrame:
+    """One RL checkpoint's responses, from the same per-rollout seeds as the base's."""
+    return _sample(study, checkpoints["uri"][0], problems, context.partition_key, "rl")

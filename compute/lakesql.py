@@ -1,0 +1,73 @@
+"""DuckDB over the lake: one view per table (sql/views/*.sql), the paper's queries in sql/queries/*.sql.
+
+Parquet stays the source of truth; the views are rebuilt on every connection. Local lakes are read in
+place; any other fsspec URL is read through DuckDB's `register_filesystem` (no extension download).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import fsspec
+
+from compute.lake import filesystem, resolve_lake_url
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+VIEWS_DIR = SQL_DIR / "views"
+QUERIES_DIR = SQL_DIR / "queries"
+
+
+def _has_files(fs: fsspec.AbstractFileSystem, lake_url: str, table: str) -> bool:
+    return bool(fs.glob(f"{lake_url}/{table}/data.parquet") or fs.glob(f"{lake_url}/{table}/*/data.parquet"))
+
+
+def connect(lake_url: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with a view for each table that has data in the lake."""
+    lake_url = resolve_lake_url(lake_url)
+    con = duckdb.connect()
+    fs = filesystem(lake_url)
+    if "://" in lake_url:
+        con.register_filesystem(fs)
+    for view in sorted(VIEWS_DIR.glob("*.sql")):
+        if _has_files(fs, lake_url, view.stem):
+            con.execute(view.read_text().replace("{lake}", lake_url))
+    return con
+
+
+def query_text(query_or_name: str) -> str:
+    """A query given inline, as a path to a .sql file, or by the name of one in sql/queries."""
+    path = Path(query_or_name)
+    if path.suffix == ".sql" and path.exists():
+        return path.read_text()
+    named = QUERIES_DIR / f"{query_or_name.removesuffix('.sql')}.sql"
+    if named.exists():
+        return named.read_text()
+    return query_or_name
+
+
+def list_queries() -> list[str]:
+    return sorted(p.stem for p in QUERIES_DIR.glob("*.sql"))
+
+
+def render(frame, fmt: str = "table") -> str:
+    """A query result as an aligned text table, CSV or JSON."""
+    if fmt == "csv":
+        return frame.write_csv()
+    if fmt == "json":
+        return frame.write_json() + "\n"
+    import polars as pl
+
+    with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=250,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        return str(frame) + "\n"
+
+
+def run(sql: str, lake_url: str | None = None):
+    """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix."""
+    con = connect(lake_url)
+    try:
+        return con.sql(sql).pl()
+    except duckdb.CatalogException as e:
+        raise LookupError(f"{e}. The lake at {resolve_lake_url(lake_url)} does not have that table yet: "
+                          "materialise its asset (make demo) or check LAKE_URL.") from None

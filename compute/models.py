@@ -1,0 +1,82 @@
+"""The one model loader: a Hugging Face causal LM folder -> (model, tokenizer), plus the hashes that
+identify a checkpoint's content and its tokenizer.
+
+Device auto: CUDA with bf16 where present, CPU float32 otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+CONTENT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja")
+
+
+def auto_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+@dataclass
+class LoadedModel:
+    path: str
+    model: torch.nn.Module
+    tokenizer: object
+
+
+def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"no model at {path}: expected a save_pretrained folder with config.json. "
+                                "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders.")
+    device = device or auto_device()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=auto_dtype(device)).to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(str(path), model, tokenizer)
+
+
+def content_hash(path: str | Path) -> str:
+    """sha256 over the names and bytes of a model folder's config, weight and tokenizer files."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in CONTENT_SUFFIXES):
+        h.update(str(f.relative_to(root)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> dict:
+    return {"vocab": sorted(tokenizer.get_vocab().items()),
+            "special": sorted((k, str(v)) for k, v in tokenizer.special_tokens_map.items())}
+
+
+def tokenizer_hash(tokenizer) -> str:
+    return hashlib.sha256(json.dumps(tokenizer_fingerprint(tokenizer)).encode()).hexdigest()
+
+
+class TokenizerMismatch(ValueError):
+    pass
+
+
+def check_same_tokenizer(base_path: str, base_tok, other_path: str, other_tok) -> None:
+    """Raise one clear error when two models do not share vocabulary and special tokens."""
+    a, b = tokenizer_fingerprint(base_tok), tokenizer_fingerprint(other_tok)
+    if a == b:
+        return
+    what = "vocabulary" if a["vocab"] != b["vocab"] else "special tokens"
+    raise TokenizerMismatch(
+        f"tokenizers differ ({what}): base {base_path} vs checkpoint {other_path}. Token-level comparison "
+        "needs one tokenizer; point BASE_MODEL and CHECKPOINTS_URL at models fine-tuned from the same base."
+    )

@@ -1,0 +1,116 @@
+"""Seeded, batched sampling from a causal LM with a KV cache.
+
+Every row owns a `torch.Generator` seeded with its rollout's seed and draws one uniform per step, so a
+row's tokens depend only on its seed, the model and its prompt, never on the batch it happens to share.
+The same primitives (`next_token_probs`, `draw`) serve evaluation rollouts, GRPO training and
+cross-sampling. Knows nothing about tables or the lake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+
+
+@dataclass
+class Sampled:
+    response_ids: list[int]
+    finish_reason: str  # "eos" | "length"
+
+
+def next_token_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
+    """Float32 probabilities [rows, vocab] after temperature and top-p (nucleus) truncation."""
+    logits = logits.float()
+    if params.temperature <= 0:
+        probs = torch.zeros_like(logits)
+        return probs.scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
+    probs = torch.softmax(logits / params.temperature, dim=-1)
+    if params.top_p < 1.0:
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = sorted_probs.masked_fill(mass_before >= params.top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+        probs = probs / probs.sum(-1, keepdim=True)
+    return probs
+
+
+def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw: one token id per row from `probs` [rows, vocab] and `uniforms` [rows] in [0, 1)."""
+    cdf = probs.cumsum(-1)
+    target = (uniforms.to(cdf.device, cdf.dtype) * cdf[:, -1]).unsqueeze(-1)
+    ids = torch.searchsorted(cdf, target, right=True).squeeze(-1)
+    return ids.clamp_(max=probs.shape[-1] - 1)
+
+
+class RowGenerators:
+    """One seeded generator per row; `uniforms()` gives the next uniform of each row, on the CPU."""
+
+    def __init__(self, seeds: list[int]):
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def uniforms(self) -> torch.Tensor:
+        return torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
+
+
+def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    return ids.to(device), mask.to(device)
+
+
+class Decoder:
+    """Incremental decoding of one model over a left-padded batch: `start()` encodes the prompts once,
+    `step(ids)` appends one token per row; each returns the next-token logits [rows, vocab]."""
+
+    def __init__(self, model, prompts: list[list[int]], pad_id: int):
+        self.model = model
+        device = next(model.parameters()).device
+        self.ids, self.mask = left_pad(prompts, pad_id, device)
+        self.cache = DynamicCache(config=model.config)
+        self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+
+    def start(self) -> torch.Tensor:
+        out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
+                         cache=self.cache, use_cache=True, logits_to_keep=1)
+        self.positions = self.positions[:, -1:]
+        return out.logits[:, -1]
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        self.positions = self.positions + 1
+        out = self.model(input_ids=ids.view(-1, 1).to(self.mask.device), attention_mask=self.mask,
+                         position_ids=self.positions, cache=self.cache, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1]
+
+
+@torch.inference_mode()
+def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
+           eos_id: int, pad_id: int) -> list[Sampled]:
+    """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params)."""
+    decoder = Decoder(model, prompts, pad_id)
+    rng = RowGenerators(seeds)
+    logits = decoder.start()
+    responses: list[list[int]] = [[] for _ in prompts]
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    for step in range(params.max_new_tokens):
+        ids = draw(next_token_probs(logits, params), rng.uniforms()).cpu()
+        for i in torch.nonzero(~done).flatten().tolist():
+            responses[i].append(int(ids[i]))
+        done |= ids == eos_id
+        if bool(done.all()) or step == params.max_new_tokens - 1:
+            break
+        logits = decoder.step(ids.masked_fill(done, pad_id))
+    return [Sampled(r, "eos" if r and r[-1] == eos_id else "length") for r in responses]

@@ -1,0 +1,63 @@
+"""What to study, read from the environment; every default points at the toy world.
+
+LAKE_URL         base URL of the lake (default ./lake)
+BASE_MODEL       folder of the base model (default: the toy world's base)
+CHECKPOINTS_URL  folder holding the RL checkpoints (default: the toy world's checkpoints)
+PROBLEMS_URL     jsonl or parquet with prompt/answer (default: the toy world's evaluation split)
+SHIFTLAKE_VERIFIER, SHIFTLAKE_SAMPLES_PER_PROBLEM, SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE,
+SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import MISSING, dataclass, field, fields
+
+from compute.lake import resolve_lake_url
+from compute.toyworld.world import world_dir
+
+
+def _toy(sub: str) -> str:
+    return str(world_dir() / sub)
+
+
+@dataclass(frozen=True)
+class Settings:
+    lake_url: str = field(default_factory=resolve_lake_url)
+    base_model: str = field(default_factory=lambda: _toy("base"))
+    checkpoints_url: str = field(default_factory=lambda: _toy("checkpoints"))
+    problems_url: str = field(default_factory=lambda: _toy("problems.jsonl"))
+    verifier: str = "toy_addition"
+    samples_per_problem: int = 8
+    max_problems: int = 0  # 0 = all
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 48
+    seed: int = 1234
+    batch_size: int = 64
+    chunk_tokens: int = 2048
+
+
+ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",
+       "problems_url": "PROBLEMS_URL"}
+
+
+def env_name(name: str) -> str:
+    return ENV.get(name, f"SHIFTLAKE_{name.upper()}")
+
+
+def from_env(environ=os.environ) -> Settings:
+    """Settings with each field taken from its environment variable when set."""
+    values = {}
+    for f in fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw in (None, ""):
+            continue
+        kind = str if f.default is MISSING else type(f.default)
+        try:
+            values[f.name] = kind(raw) if kind in (int, float) else raw
+        except ValueError:
+            raise ValueError(f"{env_name(f.name)}={raw!r} is not a valid {kind.__name__}") from None
+    if "lake_url" in values:
+        values["lake_url"] = resolve_lake_url(values["lake_url"])
+    return Settings(**values)

@@ -1,0 +1,111 @@
+"""Training for the toy world: SFT of the base on noisy worked answers, then GRPO from a 0/1 reward.
+
+GRPO is a short hand-written loop (group-normalised advantages, token-level loss as in DAPO, no KL) so
+that its rollouts come from the same seeded sampler the lake uses (`compute.sampling`), which TRL's
+`generate`-based trainer cannot share. Every checkpoint goes out as `checkpoint-<step>/`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.utils import logging as hf_logging
+
+from compute.sampling import SamplingParams, sample
+from compute.toyworld.task import Noise, prompt_for, random_operands, sft_response
+from compute.toyworld.tokenizer import EOS, PAD, VOCAB
+
+
+hf_logging.disable_progress_bar()
+
+
+def new_model(hidden: int, layers: int, heads: int, intermediate: int, seed: int) -> LlamaForCausalLM:
+    """A tiny Llama-architecture causal LM over the 19-token vocabulary (tied embeddings, sdpa)."""
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(VOCAB), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        num_key_value_heads=heads, intermediate_size=intermediate, max_position_embeddings=128,
+        tie_word_embeddings=True, pad_token_id=VOCAB.index(PAD), bos_token_id=VOCAB.index("^"),
+        eos_token_id=VOCAB.index(EOS), attn_implementation="sdpa",
+    )
+    return LlamaForCausalLM(config)
+
+
+def response_logprobs(model, prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
+    """Teacher-forced log-probabilities of each response token: ([rows, T] logp, [rows, T] mask)."""
+    seqs = [p + r for p, r in zip(prompt_ids, response_ids)]
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    target_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, (p, s) in enumerate(zip(prompt_ids, seqs)):
+        ids[i, : len(s)] = torch.tensor(s)
+        target_mask[i, len(p): len(s)] = True
+    attention = (torch.arange(width) < torch.tensor([len(s) for s in seqs]).unsqueeze(1)).long()
+    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+    logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    return logp, target_mask[:, 1:]
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed: int) -> list[float]:
+    """Supervised fine-tuning on fresh noisy data each step; loss on response tokens only."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
+    losses = []
+    model.train()
+    for _ in range(steps):
+        pairs = [random_operands(rng) for _ in range(batch)]
+        prompts = [tokenizer.encode(prompt_for(a, b), add_special_tokens=False) for a, b in pairs]
+        targets = [tokenizer.encode(sft_response(a, b, rng, noise), add_special_tokens=False) for a, b in pairs]
+        logp, mask = response_logprobs(model, prompts, targets, tokenizer.pad_token_id)
+        loss = -(logp * mask).sum() / mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prompts_per_step: int,
+         group_size: int, lr: float, seed: int, max_new_tokens: int,
+         on_checkpoint: Callable[[int], None], checkpoint_every: int) -> list[float]:
+    """GRPO with 0/1 rewards: group-normalised advantages, token-level policy-gradient loss, no KL term.
+    One update per batch of fresh on-policy samples, so the PPO ratio is 1 and clipping never binds."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    mean_rewards = []
+    for step in range(1, steps + 1):
+        problems = [random_operands(rng) for _ in range(prompts_per_step)]
+        prompts = [tokenizer.encode(prompt_for(a, b), add_special_tokens=False)
+                   for a, b in problems for _ in range(group_size)]
+        seeds = [rng.randrange(2**62) for _ in prompts]
+        model.eval()
+        samples = sample(model, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        texts = [tokenizer.decode(s.response_ids) for s in samples]
+        answers = [str(a + b) for a, b in problems for _ in range(group_size)]
+        r = torch.tensor([reward(t, ans) for t, ans in zip(texts, answers)]).view(prompts_per_step, group_size)
+        adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).flatten()
+        model.train()
+        logp, mask = response_logprobs(model, prompts, [s.response_ids for s in samples], tokenizer.pad_token_id)
+        loss = -(logp * mask * adv.unsqueeze(1)).sum() / mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.eval()
+        mean_rewards.append(float(r.mean()))
+        if step % checkpoint_every == 0 or step == steps:
+            on_checkpoint(step)
+    return mean_rewards

@@ -1,0 +1,126 @@
+"""Build (or reuse) the toy RLVR world on disk.
+
+Layout of a world folder, keyed by a hash of its config so a second build is a cache hit:
+    base/                     SFT'd base model + tokenizer (save_pretrained)
+    checkpoints/checkpoint-N/ GRPO checkpoints, as TRL/HF Trainer name them
+    problems.jsonl            the evaluation split (problem_id, prompt, answer)
+    world.json                config, hash, timings and training curves
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from compute.toyworld.task import Noise, eval_problems
+from compute.toyworld.tokenizer import build_tokenizer
+from compute.toyworld.train import grpo, new_model, sft
+from compute.verifiers import toy_reward
+
+BUILDER_VERSION = "1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 256
+    noise: Noise = field(default_factory=Noise)
+    sft_steps: int = 1500
+    sft_batch: int = 128
+    sft_lr: float = 5e-3
+    rl_steps: int = 100
+    rl_prompts: int = 32
+    rl_group: int = 8
+    rl_lr: float = 5e-4
+    checkpoint_every: int = 25
+    max_new_tokens: int = 48
+    eval_problems: int = 64
+    threads: int = 2
+    seed: int = 0
+
+    def digest(self) -> str:
+        blob = json.dumps({"builder": BUILDER_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+SMALL = WorldConfig(sft_steps=150, sft_batch=64, rl_steps=4, rl_prompts=8, rl_group=4, checkpoint_every=2,
+                    eval_problems=8)
+"""A world for tests: trains too briefly to be accurate, but has every part in the real layout."""
+
+WORLDS = {"default": WorldConfig(), "small": SMALL}
+
+
+def named_config(name: str | None = None) -> WorldConfig:
+    """The world named by `name` or $SHIFTLAKE_TOY_WORLD (default | small)."""
+    name = name or os.environ.get("SHIFTLAKE_TOY_WORLD") or "default"
+    if name not in WORLDS:
+        raise ValueError(f"SHIFTLAKE_TOY_WORLD={name!r} is not a toy world; choose one of {sorted(WORLDS)}")
+    return WORLDS[name]
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("SHIFTLAKE_CACHE", REPO_ROOT / ".shiftlake")) / "toyworld"
+
+
+def world_dir(config: WorldConfig | None = None, root: Path | None = None) -> Path:
+    return (root or default_root()) / (config or named_config()).digest()
+
+
+def build_world(config: WorldConfig | None = None, root: Path | None = None, log=print) -> Path:
+    """Return the world folder for `config`, training it first unless a complete copy is cached."""
+    config = config or named_config()
+    target = world_dir(config, root)
+    if (target / "world.json").exists():
+        log(f"toy world {config.digest()} cached at {target}")
+        return target
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        report = _train(config, staging, log)
+    finally:
+        torch.set_num_threads(threads)
+    (staging / "world.json").write_text(json.dumps(report, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _train(config: WorldConfig, out: Path, log) -> dict:
+    tokenizer = build_tokenizer()
+    model = new_model(config.hidden, config.layers, config.heads, config.intermediate, config.seed)
+    t0 = time.perf_counter()
+    sft_losses = sft(model, tokenizer, config.sft_steps, config.sft_batch, config.sft_lr, config.noise, config.seed)
+    sft_s = time.perf_counter() - t0
+    log(f"SFT: {config.sft_steps} steps in {sft_s:.0f} s, final loss {sft_losses[-1]:.3f}")
+    model.save_pretrained(out / "base")
+    tokenizer.save_pretrained(out / "base")
+
+    def save(step: int) -> None:
+        folder = out / "checkpoints" / f"checkpoint-{step}"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
+    t0 = time.perf_counter()
+    rewards = grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
+                   config.rl_lr, config.seed + 1, config.max_new_tokens, save, config.checkpoint_every)
+    rl_s = time.perf_counter() - t0
+    log(f"GRPO: {config.rl_steps} steps in {rl_s:.0f} s, reward {rewards[0]:.2f} -> {rewards[-1]:.2f}")
+    with open(out / "problems.jsonl", "w") as f:
+        for row in eval_problems(config.eval_problems, config.seed + 2):
+            f.write(json.dumps({"dataset": "toy_addition", **row}) + "\n")
+    return {"config": dataclasses.asdict(config), "digest": config.digest(), "sft_seconds": sft_s,
+            "rl_seconds": rl_s, "sft_losses": sft_losses[::10], "rl_rewards": rewards}

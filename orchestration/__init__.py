@@ -1,0 +1,1 @@
+"""Dagster glue: definitions, resources, the lake IO manager, partitions, jobs and the CLI."""

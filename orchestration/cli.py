@@ -1,0 +1,81 @@
+"""`shiftlake`: the command line.
+
+    shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
+    shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
+    shiftlake toyworld             build (or find) the toy world and print its folders
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_sql(args) -> int:
+    from compute import lakesql
+
+    if args.list:
+        print("\n".join(lakesql.list_queries()))
+        return 0
+    if not (args.query or args.file):
+        print("shiftlake sql: give a query, a query name, or --file PATH", file=sys.stderr)
+        return 2
+    text = lakesql.query_text(args.file or args.query)
+    if args.file and text == args.file:
+        print(f"shiftlake sql: no query file {args.file}; known queries: {', '.join(lakesql.list_queries())}",
+              file=sys.stderr)
+        return 2
+    try:
+        frame = lakesql.run(text, args.lake)
+    except LookupError as e:
+        print(f"shiftlake sql: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a DuckDB parse or binder error: show it without a traceback
+        print(f"shiftlake sql: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(lakesql.render(frame, args.format))
+    return 0
+
+
+def cmd_toyworld(args) -> int:
+    from compute.toyworld.world import build_world, named_config
+
+    folder = build_world(named_config(args.world))
+    print(f"base model:  {folder / 'base'}\ncheckpoints: {folder / 'checkpoints'}\nproblems:    {folder / 'problems.jsonl'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import os
+
+    if args.world:
+        os.environ["SHIFTLAKE_TOY_WORLD"] = args.world
+    from orchestration.demo import run_demo
+
+    timings = run_demo()
+    print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shiftlake", description="Token-level studies of RL fine-tuning.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("sql", help="run SQL over the lake (DuckDB views of every table)")
+    p.add_argument("query", nargs="?", help="SQL text, or the name of a query in sql/queries")
+    p.add_argument("--file", help="a .sql file to run")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
+    p.add_argument("--list", action="store_true", help="list the named queries")
+    p.set_defaults(func=cmd_sql)
+    p = sub.add_parser("toyworld", help="build the toy RLVR world (cached by config hash)")
+    p.add_argument("--world", choices=["default", "small"])
+    p.set_defaults(func=cmd_toyworld)
+    p = sub.add_parser("demo", help="run the study end to end on the toy world (or BASE_MODEL)")
+    p.add_argument("--world", choices=["default", "small"])
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The demo: build the toy world if needed, register its checkpoints as partitions, run `base_job` once
+and `checkpoint_job` for every checkpoint on the persistent Dagster instance, then summarise."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from compute import lakesql
+from compute.checkpoints import discover_checkpoints
+from compute.settings import from_env
+from compute.toyworld.world import REPO_ROOT, build_world
+
+
+def ensure_dagster_home() -> Path:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".shiftlake" / "dagster")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text((REPO_ROOT / "infra" / "dagster.yaml").read_text())
+    return home
+
+
+def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> list[str]:
+    """Add every checkpoint found under `checkpoints_url` as a `checkpoints` partition; return all keys."""
+    from orchestration.partitions import checkpoints_partitions
+
+    keys = [c.key for c in discover_checkpoints(checkpoints_url)]
+    known = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
+    new = [k for k in keys if k not in known]
+    if new:
+        instance.add_dynamic_partitions(checkpoints_partitions.name, new)
+    return keys
+
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _run(job, instance, partition_key: str | None, timings: dict[str, float], log) -> None:
+    """Execute one run on `instance`; add each asset step's seconds to `timings`."""
+    t = time.perf_counter()
+    result = job.execute_in_process(instance=instance, partition_key=partition_key, run_config=QUIET)
+    for event in result.get_step_success_events():
+        step = f"asset {event.step_key}"
+        timings[step] = timings.get(step, 0.0) + event.event_specific_data.duration_ms / 1000
+    log(f"{job.name}{f'[{partition_key}]' if partition_key else ''}: {time.perf_counter() - t:.1f} s "
+        f"(run {result.run_id[:8]})")
+
+
+def run_demo(log=print) -> dict[str, float]:
+    """Run the whole study on the configured models (the toy world by default); returns seconds per stage."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if "BASE_MODEL" not in os.environ:
+        build_world(log=log)
+    timings["toy world"] = time.perf_counter() - t0
+    settings = from_env()
+    home = ensure_dagster_home()
+    from orchestration.definitions import defs  # resources are read from the environment at import
+
+    with dg.DagsterInstance.get() as instance:
+        keys = register_checkpoints(instance, settings.checkpoints_url)
+        if not keys:
+            raise FileNotFoundError(f"no checkpoints under {settings.checkpoints_url}")
+        _run(defs.resolve_job_def("base_job"), instance, None, timings, log)
+        for key in keys:
+            _run(defs.resolve_job_def("checkpoint_job"), instance, key, timings, log)
+    timings["total"] = time.perf_counter() - t0
+    log("")
+    log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))
+    log(f"\nlake: {settings.lake_url}    checkpoints: {settings.checkpoints_url}    DAGSTER_HOME: {home}")
+    log("Look at it:\n  make ui        # Dagster UI: assets, partitions, runs")
+    for q in ('shiftlake sql --file sql/queries/js_percentiles.sql',
+              'shiftlake sql "SELECT checkpoint, policy, position, token_text, js FROM token_shifts ORDER BY js DESC LIMIT 10"',
+              'shiftlake sql topk_reranking --format csv'):
+        log(f"  {q}")
+    return timings

@@ -1,0 +1,13 @@
+"""Jobs: the base model's tables once (`base_job`), then one run per checkpoint partition (`checkpoint_job`)."""
+
+import dagster as dg
+
+
+base_job = dg.define_asset_job(
+    "base_job", selection=dg.AssetSelection.assets("problems", "base_model", "base_rollouts", "base_scores"),
+    description="Problems, the base model's row, its rollouts and their scores: computed once.")
+
+checkpoint_job = dg.define_asset_job(
+    "checkpoint_job",
+    selection=dg.AssetSelection.assets("checkpoints", "rollouts", "token_shifts", "scores", "summaries"),
+    description="Everything about one RL checkpoint, one partition per run.")

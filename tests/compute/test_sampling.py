@@ -1,0 +1,57 @@
+"""Seeded sampling: reproducible per rollout, independent of the batch, and distributed as asked."""
+
+import pytest
+import torch
+
+from compute.sampling import SamplingParams, draw, next_token_probs, sample
+from tests.compute.test_paired import VOCAB, tiny_model
+
+EOS, PAD = 3, 0
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(5)
+
+
+def test_same_seed_same_tokens_whatever_the_batch(model):
+    """A row's tokens depend on its seed and prompt only: alone, in a batch, or in another order."""
+    prompts = [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [5, 6, 7, 8]]
+    seeds = [11, 12, 13, 14]
+    params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=12)
+    together = sample(model, prompts, seeds, params, EOS, PAD)
+    again = sample(model, prompts, seeds, params, EOS, PAD)
+    alone = [sample(model, [p], [s], params, EOS, PAD)[0] for p, s in zip(prompts, seeds)]
+    reversed_ = sample(model, prompts[::-1], seeds[::-1], params, EOS, PAD)[::-1]
+    assert [r.response_ids for r in together] == [r.response_ids for r in again]
+    assert [r.response_ids for r in together] == [r.response_ids for r in alone]
+    assert [r.response_ids for r in together] == [r.response_ids for r in reversed_]
+    # same prompt, other seed: a different draw (12 tokens from 23 ids; equal by chance ~never)
+    assert together[0].response_ids != together[3].response_ids
+
+
+def test_responses_stop_at_eos_or_length(model):
+    out = sample(model, [[1, 2]] * 32, list(range(32)), SamplingParams(max_new_tokens=6), EOS, PAD)
+    for r in out:
+        assert 1 <= len(r.response_ids) <= 6
+        assert EOS not in r.response_ids[:-1]
+        assert r.finish_reason == ("eos" if r.response_ids[-1] == EOS else "length")
+        assert r.finish_reason == "eos" or len(r.response_ids) == 6
+
+
+def test_top_p_keeps_the_smallest_nucleus_and_renormalises():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    probs = next_token_probs(logits, SamplingParams(top_p=0.8))
+    assert probs[0].tolist() == pytest.approx([0.5 / 0.8, 0.3 / 0.8, 0.0, 0.0])
+    probs = next_token_probs(logits, SamplingParams(top_p=0.81))
+    assert probs[0, 2] > 0 and probs[0, 3] == 0
+
+
+def test_temperature_zero_is_greedy_and_draws_follow_the_distribution():
+    logits = torch.tensor([[0.1, 2.0, -1.0]])
+    assert next_token_probs(logits, SamplingParams(temperature=0)).tolist() == [[0.0, 1.0, 0.0]]
+    probs = torch.tensor([[0.2, 0.5, 0.3]]).repeat(20_000, 1)
+    u = torch.rand(20_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    counts = torch.bincount(draw(probs, u), minlength=3) / 20_000
+    assert counts.tolist() == pytest.approx([0.2, 0.5, 0.3], abs=0.015)
+    assert draw(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0.0])).item() == 1  # never a 0-probability id

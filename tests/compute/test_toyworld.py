@@ -1,0 +1,74 @@
+"""The toy world: the task's strings, its verifier, and folders that load like real checkpoints."""
+
+import json
+import random
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from compute.toyworld.task import Noise, eval_problems, prompt_for, sft_response, worked_solution
+from compute.toyworld.tokenizer import VOCAB, build_tokenizer
+from compute.toyworld.world import SMALL, build_world
+from compute.verifiers import judge_toy_addition
+
+
+def test_worked_solution_matches_the_documented_example():
+    assert prompt_for(3471, 2856) == "^3471+2856="
+    assert worked_solution(3471, 2856) == ":1+6=7,7+5=12,4+8+1=13,3+2+1=6;6327$"
+    assert worked_solution(9999, 1) == ":9+1=10,9+0+1=10,9+0+1=10,9+0+1=10;10000$"
+
+
+def test_noisy_sft_targets_make_the_three_documented_mistakes():
+    """With every mistake certain: a direct guess; or dropped carries and a dropped final carry."""
+    rng = random.Random(0)
+    assert sft_response(3471, 2856, rng, Noise(1.0, 0.0, 0.0)) == "#6327$"
+    assert worked_solution(9999, 1, rng, Noise(0.0, 1.0, 0.0)) == ":9+1=10,9+0=9,9+0=9,9+0=9;9990$"
+    assert worked_solution(9999, 1, rng, Noise(0.0, 0.0, 1.0)) == ":9+1=10,9+0+1=10,9+0+1=10,9+0+1=10;0000$"
+
+
+@pytest.mark.parametrize("response, answer, extracted, correct", [
+    (":1+6=7,7+5=12,4+8+1=13,3+2+1=6;6327$", "6327", "6327", True),   # worked answer
+    ("#6327$", "6327", "6327", True),                                  # direct guess
+    (":9+1=10,9+0+1=10,9+0+1=10,9+0+1=10;0000$", "10000", "0000", False),  # dropped final carry
+    (";0046$", "46", "0046", True),                                    # zero-padded digits, same number
+    (":1+6=7,7+5=12", "6327", None, False),                            # cut off before '$'
+    ("$", "1", None, False),                                           # nothing before the end
+    ("#12$#13$", "12", "12", True),                                    # only text up to the first '$'
+])
+def test_toy_verifier(response, answer, extracted, correct):
+    v = judge_toy_addition(response, answer)
+    assert (v.extracted_answer, v.correct) == (extracted, correct)
+
+
+def test_eval_split_is_deterministic_and_well_formed():
+    a, b = eval_problems(20, seed=3), eval_problems(20, seed=3)
+    assert a == b and len({r["problem_id"] for r in a}) == 20
+    for r in a:
+        x, y = int(r["prompt"][1:5]), int(r["prompt"][6:10])
+        assert int(r["answer"]) == x + y and len(r["prompt"]) == 11
+
+
+def test_saved_world_loads_through_the_auto_classes(small_world):
+    """Guards the Qwen2 pitfall: AutoTokenizer must give back the 19-id character tokenizer with its own
+    pre-tokenizer and decoder, not a model-type tokenizer that silently re-tokenises."""
+    for folder in [small_world / "base", *sorted((small_world / "checkpoints").iterdir())]:
+        tok = AutoTokenizer.from_pretrained(folder)
+        assert len(tok) == len(VOCAB) == 19
+        assert tok.get_vocab() == build_tokenizer().get_vocab()
+        assert "<pad>|." in str(tok.backend_tokenizer.pre_tokenizer)
+        text = ":1+6=7,7+5=12,4+8+1=13,3+2+1=6;6327$"
+        ids = tok.encode(text, add_special_tokens=False)
+        assert len(ids) == len(text) and tok.decode(ids) == text
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        assert model.config.vocab_size == 19 and model.config.tie_word_embeddings
+
+
+def test_world_is_cached_by_config_hash(small_world, world_root):
+    """A second build of the same config returns the same folder without training again."""
+    before = (small_world / "world.json").stat().st_mtime_ns
+    assert build_world(SMALL, root=world_root, log=lambda *_: None) == small_world
+    assert (small_world / "world.json").stat().st_mtime_ns == before
+    report = json.loads((small_world / "world.json").read_text())
+    assert report["digest"] == SMALL.digest() == small_world.name
+    steps = sorted(int(p.name.split("-")[1]) for p in (small_world / "checkpoints").iterdir())
+    assert steps == [2, 4]

@@ -1,0 +1,63 @@
+"""Shared fixtures: one small toy world per test session, and a lake with every asset materialised
+from it through real Dagster runs (ephemeral instance, temporary lake folder)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import torch
+
+from compute.settings import Settings
+from compute.toyworld.world import SMALL, build_world
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def world_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("shiftlake-cache") / "toyworld"
+
+
+@pytest.fixture(scope="session")
+def small_world(world_root) -> Path:
+    return build_world(SMALL, root=world_root, log=lambda *_: None)
+
+
+def study_settings(world: Path, lake: Path, **overrides) -> Settings:
+    return dataclasses.replace(
+        Settings(lake_url=str(lake), base_model=str(world / "base"), checkpoints_url=str(world / "checkpoints"),
+                 problems_url=str(world / "problems.jsonl")),
+        samples_per_problem=2, max_new_tokens=40, batch_size=8, chunk_tokens=64, **overrides)
+
+
+def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
+    """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
+    from assets import inputs, rollouts, scores, summaries, token_shifts
+    from orchestration.demo import register_checkpoints
+    from orchestration.io_manager import LakeIOManager
+    from orchestration.resources import StudyResource
+
+    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries])
+    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url),
+                 "study": StudyResource.from_settings(settings)}
+    keys = register_checkpoints(instance, settings.checkpoints_url)
+    base = dg.materialize(all_assets, instance=instance, resources=resources,
+                          selection=["problems", "base_model", "base_rollouts", "base_scores"])
+    assert base.success
+    for key in keys:
+        result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=key,
+                                selection=["checkpoints", "rollouts", "token_shifts", "scores", "summaries"])
+        assert result.success
+    return keys
+
+
+@pytest.fixture(scope="session")
+def lake(small_world, tmp_path_factory) -> tuple[str, list[str]]:
+    """(lake URL, checkpoint keys) of a lake holding every table of the small world."""
+    settings = study_settings(small_world, tmp_path_factory.mktemp("lake"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        keys = materialise_all(settings, instance)
+    return settings.lake_url, keys
