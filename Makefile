@@ -30,7 +30,7 @@ ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -m orchestration.definitions
 
 bench: $(STAMP)
-	$(PY) -m compute.bench
+	$(VENV)/bin/shiftlake bench
 
 clean:
 	rm -rf lake .shiftlake/dagster

@@ -3,6 +3,7 @@
     shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
     shiftlake toyworld             build (or find) the toy world and print its folders
+    shiftlake bench                paired-pass throughput and demo stage times
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from orchestration.bench import main as bench
+
+    bench()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shiftlake", description="Token-level studies of RL fine-tuning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run the study end to end on the toy world (or BASE_MODEL)")
     p.add_argument("--world", choices=["default", "small"])
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("bench", help="paired-pass throughput (toy and Qwen2.5-1.5B-shaped) and demo stage times")
+    p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -22,17 +22,18 @@ class Noise:
     dropped_final_carry: float = 0.55  # end: the leading 1 of a 5-digit sum is left out
 
 
-def prompt_for(a: int, b: int) -> str:
-    return f"^{a:0{WIDTH}d}+{b:0{WIDTH}d}="
+def prompt_for(a: int, b: int, width: int = WIDTH) -> str:
+    return f"^{a:0{width}d}+{b:0{width}d}="
 
 
 def answer_for(a: int, b: int) -> str:
     return str(a + b)
 
 
-def worked_solution(a: int, b: int, rng: random.Random | None = None, noise: Noise | None = None) -> str:
+def worked_solution(a: int, b: int, rng: random.Random | None = None, noise: Noise | None = None,
+                    width: int = WIDTH) -> str:
     """The column-by-column answer, exact when `rng` is None, else with the middle/end mistakes of `noise`."""
-    da, db = f"{a:0{WIDTH}d}"[::-1], f"{b:0{WIDTH}d}"[::-1]
+    da, db = f"{a:0{width}d}"[::-1], f"{b:0{width}d}"[::-1]
     steps, digits, carry = [], [], 0
     for x, y in zip(da, db):
         if carry and rng is not None and rng.random() < noise.dropped_carry:
@@ -47,22 +48,22 @@ def worked_solution(a: int, b: int, rng: random.Random | None = None, noise: Noi
     return ":" + ",".join(steps) + ";" + result + "$"
 
 
-def sft_response(a: int, b: int, rng: random.Random, noise: Noise) -> str:
+def sft_response(a: int, b: int, rng: random.Random, noise: Noise, width: int = WIDTH) -> str:
     """One SFT target: a direct guess with probability noise.direct_guess, else the noisy worked answer."""
     if rng.random() < noise.direct_guess:
         return "#" + answer_for(a, b) + "$"
-    return worked_solution(a, b, rng, noise)
+    return worked_solution(a, b, rng, noise, width)
 
 
-def random_operands(rng: random.Random) -> tuple[int, int]:
-    return rng.randrange(10**WIDTH), rng.randrange(10**WIDTH)
+def random_operands(rng: random.Random, width: int = WIDTH) -> tuple[int, int]:
+    return rng.randrange(10**width), rng.randrange(10**width)
 
 
-def eval_problems(n: int, seed: int) -> list[dict]:
+def eval_problems(n: int, seed: int, width: int = WIDTH) -> list[dict]:
     """The evaluation split: `n` problems with ids, prompts and answers, drawn from their own seed."""
     rng = random.Random(seed)
     rows = []
     for i in range(n):
-        a, b = random_operands(rng)
-        rows.append({"problem_id": f"add-{i:05d}", "prompt": prompt_for(a, b), "answer": answer_for(a, b)})
+        a, b = random_operands(rng, width)
+        rows.append({"problem_id": f"add-{i:05d}", "prompt": prompt_for(a, b, width), "answer": answer_for(a, b)})
     return rows

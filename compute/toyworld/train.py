@@ -56,7 +56,7 @@ def warmup_cosine(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed: int) -> list[float]:
+def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed: int, width: int) -> list[float]:
     """Supervised fine-tuning on fresh noisy data each step; loss on response tokens only."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -64,9 +64,10 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
     losses = []
     model.train()
     for _ in range(steps):
-        pairs = [random_operands(rng) for _ in range(batch)]
-        prompts = [tokenizer.encode(prompt_for(a, b), add_special_tokens=False) for a, b in pairs]
-        targets = [tokenizer.encode(sft_response(a, b, rng, noise), add_special_tokens=False) for a, b in pairs]
+        pairs = [random_operands(rng, width) for _ in range(batch)]
+        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False) for a, b in pairs]
+        targets = [tokenizer.encode(sft_response(a, b, rng, noise, width), add_special_tokens=False)
+                   for a, b in pairs]
         logp, mask = response_logprobs(model, prompts, targets, tokenizer.pad_token_id)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad()
@@ -79,7 +80,7 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
 
 
 def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prompts_per_step: int,
-         group_size: int, lr: float, seed: int, max_new_tokens: int,
+         group_size: int, lr: float, seed: int, max_new_tokens: int, width: int,
          on_checkpoint: Callable[[int], None], checkpoint_every: int) -> list[float]:
     """GRPO with 0/1 rewards: group-normalised advantages, token-level policy-gradient loss, no KL term.
     One update per batch of fresh on-policy samples, so the PPO ratio is 1 and clipping never binds."""
@@ -88,8 +89,8 @@ def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prom
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
     mean_rewards = []
     for step in range(1, steps + 1):
-        problems = [random_operands(rng) for _ in range(prompts_per_step)]
-        prompts = [tokenizer.encode(prompt_for(a, b), add_special_tokens=False)
+        problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
+        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
                    for a, b in problems for _ in range(group_size)]
         seeds = [rng.randrange(2**62) for _ in prompts]
         model.eval()

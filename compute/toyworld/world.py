@@ -31,6 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class WorldConfig:
+    width: int = 4  # digits per operand
     hidden: int = 64
     layers: int = 2
     heads: int = 4
@@ -54,9 +55,9 @@ class WorldConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-SMALL = WorldConfig(sft_steps=150, sft_batch=64, rl_steps=4, rl_prompts=8, rl_group=4, checkpoint_every=2,
-                    eval_problems=8)
-"""A world for tests: trains too briefly to be accurate, but has every part in the real layout."""
+SMALL = WorldConfig(width=2, sft_steps=300, sft_batch=64, rl_steps=4, rl_prompts=8, rl_group=8,
+                    checkpoint_every=2, max_new_tokens=24, eval_problems=8)
+"""A world for tests, built in seconds: 2-digit addition, every part in the real layout."""
 
 WORLDS = {"default": WorldConfig(), "small": SMALL}
 
@@ -103,7 +104,8 @@ def _train(config: WorldConfig, out: Path, log) -> dict:
     tokenizer = build_tokenizer()
     model = new_model(config.hidden, config.layers, config.heads, config.intermediate, config.seed)
     t0 = time.perf_counter()
-    sft_losses = sft(model, tokenizer, config.sft_steps, config.sft_batch, config.sft_lr, config.noise, config.seed)
+    sft_losses = sft(model, tokenizer, config.sft_steps, config.sft_batch, config.sft_lr, config.noise, config.seed,
+                     config.width)
     sft_s = time.perf_counter() - t0
     log(f"SFT: {config.sft_steps} steps in {sft_s:.0f} s, final loss {sft_losses[-1]:.3f}")
     model.save_pretrained(out / "base")
@@ -116,11 +118,12 @@ def _train(config: WorldConfig, out: Path, log) -> dict:
 
     t0 = time.perf_counter()
     rewards = grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
-                   config.rl_lr, config.seed + 1, config.max_new_tokens, save, config.checkpoint_every)
+                   config.rl_lr, config.seed + 1, config.max_new_tokens, config.width, save,
+                   config.checkpoint_every)
     rl_s = time.perf_counter() - t0
     log(f"GRPO: {config.rl_steps} steps in {rl_s:.0f} s, reward {rewards[0]:.2f} -> {rewards[-1]:.2f}")
     with open(out / "problems.jsonl", "w") as f:
-        for row in eval_problems(config.eval_problems, config.seed + 2):
+        for row in eval_problems(config.eval_problems, config.seed + 2, config.width):
             f.write(json.dumps({"dataset": "toy_addition", **row}) + "\n")
     return {"config": dataclasses.asdict(config), "digest": config.digest(), "sft_seconds": sft_s,
             "rl_seconds": rl_s, "sft_losses": sft_losses[::10], "rl_rewards": rewards}

@@ -15,5 +15,5 @@ SELECT checkpoint, policy, entropy_bucket,
        avg((js < 1e-3)::INTEGER) AS share_js_lt_1e3,
        avg((js > 0.1)::INTEGER) AS share_js_gt_0_1
 FROM bucketed
-GROUP BY ALL
+GROUP BY checkpoint, policy, entropy_bucket
 ORDER BY checkpoint, policy, entropy_bucket;

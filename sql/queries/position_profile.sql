@@ -12,5 +12,5 @@ SELECT checkpoint, policy, bin,
        count(*) AS n_tokens, avg(js) AS mean_js,
        sum(is_top::INTEGER) / sum(sum(is_top::INTEGER)) OVER (PARTITION BY checkpoint, policy) AS share_of_top5pct
 FROM binned
-GROUP BY ALL
+GROUP BY checkpoint, policy, bin
 ORDER BY checkpoint, policy, bin;
