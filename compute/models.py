@@ -36,7 +36,8 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
     path = Path(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no model at {path}: expected a save_pretrained folder with config.json. "
-                                "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders.")
+                                "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders, or build the "
+                                "toy world they default to with `shiftlake toyworld`.")
     device = device or auto_device()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=auto_dtype(device)).to(device).eval()

@@ -74,7 +74,7 @@ def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFram
         "token_id": token_id,
         "token_text": np.array([vocab[i] if 0 <= i < len(vocab) else "" for i in token_id], dtype=object),
         **cols,
-        **{name: pl.Series(name, arr.tolist(), dtype=pl.List(pl.Int32 if arr.dtype == np.int32 else pl.Float32))
+        **{name: pl.Series(name, arr).cast(pl.List(pl.Int32 if arr.dtype == np.int32 else pl.Float32))
            for name, arr in lists.items()},
     })
 

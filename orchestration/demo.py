@@ -72,7 +72,8 @@ def run_demo(log=print) -> dict[str, float]:
     log("")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))
     log(f"\nlake: {settings.lake_url}    checkpoints: {settings.checkpoints_url}    DAGSTER_HOME: {home}")
-    log("Look at it:\n  make ui        # Dagster UI: assets, partitions, runs")
+    log("Look at it:\n  make ui                      # Dagster UI: assets, partitions, runs\n"
+        "  source .venv/bin/activate    # puts shiftlake on PATH")
     for q in ('shiftlake sql --file sql/queries/js_percentiles.sql',
               'shiftlake sql "SELECT checkpoint, policy, position, token_text, js FROM token_shifts ORDER BY js DESC LIMIT 10"',
               'shiftlake sql topk_reranking --format csv'):

@@ -72,6 +72,7 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())

@@ -25,7 +25,7 @@ from compute.toyworld.tokenizer import build_tokenizer
 from compute.toyworld.train import grpo, new_model, sft
 from compute.verifiers import toy_reward
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # bump when training code changes what a config produces
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
