@@ -6,6 +6,7 @@ place; any other fsspec URL is read through DuckDB's `register_filesystem` (no e
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -37,6 +38,8 @@ def connect(lake_url: str | None = None) -> duckdb.DuckDBPyConnection:
 
 def query_text(query_or_name: str) -> str:
     """A query given inline, as a path to a .sql file, or by the name of one in sql/queries."""
+    if not re.fullmatch(r"[\w./-]+", query_or_name):
+        return query_or_name  # SQL text
     path = Path(query_or_name)
     if path.suffix == ".sql" and path.exists():
         return path.read_text()
