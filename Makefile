@@ -16,18 +16,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-$(DAGSTER_HOME)/dagster.yaml: infra/dagster.yaml
-	mkdir -p $(DAGSTER_HOME)
-	cp infra/dagster.yaml $@
-
-demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+demo: $(STAMP)
 	$(VENV)/bin/shiftlake demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -m orchestration.definitions
+ui: $(STAMP)
+	$(VENV)/bin/shiftlake ui
 
 bench: $(STAMP)
 	$(VENV)/bin/shiftlake bench

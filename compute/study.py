@@ -30,13 +30,13 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
     """`samples_per_problem` sampled responses per problem, batched, each from its own seed."""
     tok = policy_model.tokenizer
     jobs = [(row, k) for row in problems.iter_rows(named=True) for k in range(samples_per_problem)]
-    prompt_ids = {pid: tok.encode(p, add_special_tokens=False)
-                  for pid, p in zip(problems["problem_id"], problems["prompt"])}
+    prompt_ids = {(r["dataset"], r["problem_id"]): tok.encode(r["prompt"], add_special_tokens=False)
+                  for r in problems.iter_rows(named=True)}
     records = []
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo: lo + batch_size]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in chunk]
-        prompts = [prompt_ids[r["problem_id"]] for r, _ in chunk]
+        prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for r, _ in chunk]
         outs = sample(policy_model.model, prompts, seeds, params, tok.eos_token_id, tok.pad_token_id)
         for (r, k), s, p, out in zip(chunk, seeds, prompts, outs):
             records.append({

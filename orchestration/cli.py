@@ -3,6 +3,7 @@
     shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
     shiftlake toyworld             build (or find) the toy world and print its folders
+    shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
     shiftlake bench                paired-pass throughput and demo stage times
 """
 
@@ -65,6 +66,16 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_ui(args) -> int:
+    import os
+
+    from orchestration.demo import ensure_dagster_home
+
+    ensure_dagster_home()
+    argv = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions", *args.dagster_args]
+    os.execv(sys.executable, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shiftlake", description="Token-level studies of RL fine-tuning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run the study end to end on the toy world (or BASE_MODEL)")
     p.add_argument("--world", choices=["default", "small"])
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
+    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")
+    p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass throughput (toy and Qwen2.5-1.5B-shaped) and demo stage times")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
