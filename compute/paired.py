@@ -14,21 +14,13 @@ import numpy as np
 import torch
 
 from compute.metrics import token_metrics
+from compute.sampling import right_pad
 
 
 @dataclass(frozen=True)
 class PairedParams:
     batch_size: int = 64
     chunk_tokens: int = 2048
-
-
-def _right_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    mask = (torch.arange(width) < torch.tensor([len(s) for s in seqs]).unsqueeze(1)).long()
-    return ids.to(device), mask.to(device)
 
 
 def _hidden_states(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -47,7 +39,7 @@ def paired_metrics(base, rl, prompts: list[list[int]], responses: list[list[int]
     for start in range(0, len(prompts), params.batch_size):
         batch_p = prompts[start: start + params.batch_size]
         batch_r = responses[start: start + params.batch_size]
-        ids, mask = _right_pad([p + r for p, r in zip(batch_p, batch_r)], pad_id, device)
+        ids, mask = right_pad([p + r for p, r in zip(batch_p, batch_r)], pad_id, device)
         h_base = _hidden_states(base, ids, mask)
         h_rl = _hidden_states(rl, ids.to(next(rl.parameters()).device), mask.to(next(rl.parameters()).device))
         # position t of the hidden states predicts token t + 1

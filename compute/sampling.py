@@ -71,6 +71,16 @@ def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tenso
     return ids.to(device), mask.to(device)
 
 
+def right_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids [rows, width] and their attention mask, for teacher-forced passes."""
+    width = max(map(len, seqs))
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    mask = (torch.arange(width) < torch.tensor([len(s) for s in seqs]).unsqueeze(1)).long()
+    return ids.to(device), mask.to(device)
+
+
 class Decoder:
     """Incremental decoding of one model over a left-padded batch: `start()` encodes the prompts once,
     `step(ids)` appends one token per row; each returns the next-token logits [rows, vocab]."""

@@ -15,7 +15,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging as hf_logging
 
-from compute.sampling import SamplingParams, sample
+from compute.sampling import SamplingParams, right_pad, sample
 from compute.toyworld.task import Noise, prompt_for, random_operands, sft_response
 from compute.toyworld.tokenizer import EOS, PAD, VOCAB
 
@@ -37,14 +37,9 @@ def new_model(hidden: int, layers: int, heads: int, intermediate: int, seed: int
 
 def response_logprobs(model, prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
     """Teacher-forced log-probabilities of each response token: ([rows, T] logp, [rows, T] mask)."""
-    seqs = [p + r for p, r in zip(prompt_ids, response_ids)]
-    width = max(map(len, seqs))
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    target_mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, (p, s) in enumerate(zip(prompt_ids, seqs)):
-        ids[i, : len(s)] = torch.tensor(s)
-        target_mask[i, len(p): len(s)] = True
-    attention = (torch.arange(width) < torch.tensor([len(s) for s in seqs]).unsqueeze(1)).long()
+    ids, attention = right_pad([p + r for p, r in zip(prompt_ids, response_ids)], pad_id, "cpu")
+    prompt_len = torch.tensor([len(p) for p in prompt_ids]).unsqueeze(1)
+    target_mask = (torch.arange(ids.shape[1]) >= prompt_len) & attention.bool()
     logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
     return logp, target_mask[:, 1:]
