@@ -16,7 +16,8 @@ from orchestration.resources import StudyResource
 @dg.asset(code_version="1", group_name="inputs", kinds={"polars"}, metadata={PARTITION: ""})
 def problems(study: StudyResource) -> pl.DataFrame:
     """Verifiable problems (dataset, problem_id, prompt, answer) from PROBLEMS_URL."""
-    return load_problems(study.problems_url, study.max_problems)
+    cfg = study.settings()
+    return load_problems(cfg.problems_url, cfg.max_problems)
 
 
 def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer) -> pl.DataFrame:
@@ -31,17 +32,18 @@ def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer
           metadata={TABLE: "checkpoints", PARTITION: BASE_PARTITION})
 def base_model(study: StudyResource) -> pl.DataFrame:
     """The base model's row of the `checkpoints` table (role base)."""
-    loaded = study.model(study.base_model)
-    return _model_row("base", study.base_model, None, "base", loaded.tokenizer)
+    path = study.settings().base_model
+    return _model_row("base", path, None, "base", study.model(path).tokenizer)
 
 
 @dg.asset(code_version="1", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
 def checkpoints(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame) -> pl.DataFrame:
     """One RL checkpoint's row of the `checkpoints` table; its tokenizer must be the base's."""
     key = context.partition_key
-    found = {c.key: c for c in discover_checkpoints(study.checkpoints_url)}
+    folder = study.settings().checkpoints_url
+    found = {c.key: c for c in discover_checkpoints(folder)}
     if key not in found:
-        raise FileNotFoundError(f"checkpoint {key!r} is not in {study.checkpoints_url} (found: {sorted(found)})")
+        raise FileNotFoundError(f"checkpoint {key!r} is not in {folder} (found: {sorted(found)})")
     ckpt = found[key]
     base, rl = study.model(base_model["uri"][0]), study.model(ckpt.uri)
     check_same_tokenizer(base.path, base.tokenizer, rl.path, rl.tokenizer)

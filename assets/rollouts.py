@@ -10,8 +10,9 @@ from orchestration.resources import StudyResource
 
 
 def _sample(study: StudyResource, uri: str, problems: pl.DataFrame, checkpoint: str, policy: str) -> pl.DataFrame:
-    return studies.rollouts(study.model(uri), problems, checkpoint, policy, study.samples_per_problem,
-                            study.sampling(), study.seed, study.batch_size)
+    cfg = study.settings()
+    return studies.rollouts(study.model(uri), problems, checkpoint, policy, cfg.samples_per_problem,
+                            study.sampling(), cfg.seed, cfg.batch_size)
 
 
 @dg.asset(code_version="1", group_name="base", kinds={"pytorch"},

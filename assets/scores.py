@@ -14,10 +14,10 @@ from orchestration.resources import StudyResource
           metadata={TABLE: "scores", PARTITION: BASE_PARTITION})
 def base_scores(study: StudyResource, problems: pl.DataFrame, base_rollouts: pl.DataFrame) -> pl.DataFrame:
     """Verdicts on the base policy's rollouts."""
-    return studies.scores(base_rollouts, problems, get_verifier(study.verifier))
+    return studies.scores(base_rollouts, problems, get_verifier(study.settings().verifier))
 
 
 @dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)
 def scores(study: StudyResource, problems: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
     """Verdicts on one RL checkpoint's rollouts."""
-    return studies.scores(rollouts, problems, get_verifier(study.verifier))
+    return studies.scores(rollouts, problems, get_verifier(study.settings().verifier))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,29 +16,37 @@ from compute.settings import Settings, from_env
 
 
 class StudyResource(dg.ConfigurableResource):
-    base_model: str
-    checkpoints_url: str
-    problems_url: str
-    verifier: str
-    samples_per_problem: int
-    max_problems: int
-    temperature: float
-    top_p: float
-    max_new_tokens: int
-    seed: int
-    batch_size: int
-    chunk_tokens: int
+    """What to analyse and how. A field left unset (None) takes its environment variable, read when the
+    run starts (`compute.settings`), so run config can override any subset of fields."""
+
+    base_model: str | None = None
+    checkpoints_url: str | None = None
+    problems_url: str | None = None
+    verifier: str | None = None
+    samples_per_problem: int | None = None
+    max_problems: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_new_tokens: int | None = None
+    seed: int | None = None
+    batch_size: int | None = None
+    chunk_tokens: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StudyResource:
-        fields = {k: getattr(settings, k) for k in cls.model_fields}
-        return cls(**fields)
+        return cls(**{k: getattr(settings, k) for k in cls.model_fields})
+
+    def settings(self) -> Settings:
+        given = {k: getattr(self, k) for k in type(self).model_fields if getattr(self, k) is not None}
+        return dataclasses.replace(from_env(), **given)
 
     def sampling(self) -> SamplingParams:
-        return SamplingParams(self.temperature, self.top_p, self.max_new_tokens)
+        s = self.settings()
+        return SamplingParams(s.temperature, s.top_p, s.max_new_tokens)
 
     def paired(self) -> PairedParams:
-        return PairedParams(self.batch_size, self.chunk_tokens)
+        s = self.settings()
+        return PairedParams(s.batch_size, s.chunk_tokens)
 
     def model(self, path: str) -> LoadedModel:
         return _cached_model(path, _folder_stamp(path))
@@ -59,5 +68,4 @@ def _cached_model(path: str, stamp: tuple) -> LoadedModel:
 def default_resources() -> dict:
     from orchestration.io_manager import LakeIOManager
 
-    settings = from_env()
-    return {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
+    return {"io_manager": LakeIOManager(lake_url=from_env().lake_url), "study": StudyResource()}

@@ -18,3 +18,26 @@ def test_definitions_load_with_every_asset_and_job():
     assert partitioned == {"checkpoints", "rollouts", "token_shifts", "scores", "summaries"}
     assert isinstance(specs["rollouts"].partitions_def, dg.DynamicPartitionsDefinition)
     assert specs["rollouts"].partitions_def.name == "checkpoints"
+
+
+def test_run_config_overrides_any_subset_of_the_study(small_world, world_root, tmp_path, monkeypatch):
+    """Fields left out of run config come from the environment at run time; given ones win."""
+    import polars as pl
+
+    monkeypatch.setenv("SHIFTLAKE_CACHE", str(world_root.parent))
+    monkeypatch.setenv("SHIFTLAKE_TOY_WORLD", "small")
+    monkeypatch.setenv("SHIFTLAKE_MAX_NEW_TOKENS", "7")
+    run_config = {
+        "resources": {"study": {"config": {"samples_per_problem": 1, "temperature": 0.5}},
+                      "io_manager": {"config": {"lake_url": str(tmp_path)}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    result = defs.resolve_job_def("base_job").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), run_config=run_config)
+    assert result.success
+    rollouts = pl.read_parquet(tmp_path / "rollouts" / "checkpoint=base" / "data.parquet")
+    problems = pl.read_parquet(tmp_path / "problems" / "data.parquet")
+    assert rollouts.height == problems.height  # one sample per problem, from run config
+    assert rollouts["temperature"].unique().to_list() == [0.5]
+    assert rollouts["max_new_tokens"].unique().to_list() == [7]  # from the environment
+    assert rollouts["checkpoint"].unique().to_list() == ["base"]
