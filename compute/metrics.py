@@ -20,6 +20,16 @@ def _plogp_ratio(p: torch.Tensor, logp: torch.Tensor, logq: torch.Tensor) -> tor
     return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(-1)
 
 
+def js_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (nats, in [0, ln 2]) of two log-distributions over the last axis."""
+    log_m = torch.logaddexp(logp, logq) - LN2
+    return (0.5 * _plogp_ratio(logp.exp(), logp, log_m) + 0.5 * _plogp_ratio(logq.exp(), logq, log_m)).clamp(0.0, LN2)
+
+
+def entropy(logp: torch.Tensor) -> torch.Tensor:
+    return -_plogp_ratio(logp.exp(), logp, torch.zeros_like(logp))
+
+
 def _rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """1-based rank of `ids` under `logp` (1 = most likely; ties share the better rank)."""
     chosen = logp.gather(-1, ids.unsqueeze(-1))
@@ -30,8 +40,6 @@ def token_metrics(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids:
     lp_b = torch.log_softmax(logits_base.float(), -1)
     lp_r = torch.log_softmax(logits_rl.float(), -1)
     p_b, p_r = lp_b.exp(), lp_r.exp()
-    log_m = torch.logaddexp(lp_b, lp_r) - LN2
-    js = 0.5 * _plogp_ratio(p_b, lp_b, log_m) + 0.5 * _plogp_ratio(p_r, lp_r, log_m)
     ids = token_ids.to(lp_b.device).long()
     logp_base = lp_b.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     logp_rl = lp_r.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
@@ -39,11 +47,11 @@ def token_metrics(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids:
     top_b = lp_b.topk(k, dim=-1)
     top_r = lp_r.topk(k, dim=-1)
     out = {
-        "js": js.clamp(0.0, LN2),
+        "js": js_divergence(lp_b, lp_r),
         "kl_rl_base": _plogp_ratio(p_r, lp_r, lp_b).clamp_min(0.0),
         "kl_base_rl": _plogp_ratio(p_b, lp_b, lp_r).clamp_min(0.0),
-        "entropy_base": -_plogp_ratio(p_b, lp_b, torch.zeros_like(lp_b)),
-        "entropy_rl": -_plogp_ratio(p_r, lp_r, torch.zeros_like(lp_r)),
+        "entropy_base": entropy(lp_b),
+        "entropy_rl": entropy(lp_r),
         "logp_base": logp_base,
         "logp_rl": logp_rl,
         "delta_logp": logp_rl - logp_base,

@@ -4,8 +4,10 @@ LAKE_URL         base URL of the lake (default ./lake)
 BASE_MODEL       folder of the base model (default: the toy world's base)
 CHECKPOINTS_URL  folder holding the RL checkpoints (default: the toy world's checkpoints)
 PROBLEMS_URL     jsonl or parquet with prompt/answer (default: the toy world's evaluation split)
-SHIFTLAKE_VERIFIER, SHIFTLAKE_SAMPLES_PER_PROBLEM, SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE,
-SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
+SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTLAKE_SAMPLES_PER_PROBLEM,
+SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
+SHIFTLAKE_CROSS_*: the cross-sampling sweep (batch size, directions, eps grid per criterion, random
+control, divergence on full or sampling distributions); see `Settings`
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ class Settings:
     base_model: str = field(default_factory=lambda: _toy("base"))
     checkpoints_url: str = field(default_factory=lambda: _toy("checkpoints"))
     problems_url: str = field(default_factory=lambda: _toy("problems.jsonl"))
-    verifier: str = "toy_addition"
+    verifier: str = "toy_addition"  # a name, or per dataset: "math500=math_verify,*=toy_addition"
+    verify_timeout_s: float = 5.0
+    verify_workers: int = 2
     samples_per_problem: int = 8
     max_problems: int = 0  # 0 = all
     temperature: float = 1.0
@@ -36,6 +40,13 @@ class Settings:
     seed: int = 1234
     batch_size: int = 64
     chunk_tokens: int = 2048
+    cross_batch_size: int = 256  # rows decoded in lockstep at once (two KV caches each)
+    cross_directions: str = "forward,reverse"
+    cross_eps_js: str = "0.001,0.003,0.01,0.03,0.1,0.15,0.2,0.3"  # nats; empty turns a criterion off
+    cross_eps_delta_logp: str = "0.5,0.75,1,2"
+    cross_eps_entropy: str = "0.1,0.3,1"
+    cross_random_control: int = 1  # 1: a random control at each js run's budget
+    cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
 
 
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",

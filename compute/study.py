@@ -11,10 +11,11 @@ import hashlib
 import numpy as np
 import polars as pl
 
+from compute.cross_sampling import CrossGrid, SwitchRule, cross_sample
 from compute.models import LoadedModel
 from compute.paired import PairedParams, paired_metrics
 from compute.sampling import SamplingParams, sample
-from compute.verifiers import Verifier
+from compute.verifiers import verifier_for
 
 IDS = pl.List(pl.Int32)
 
@@ -53,6 +54,59 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
         "max_new_tokens": pl.Int32, "prompt_ids": IDS, "response_ids": IDS, "n_tokens": pl.Int32})
 
 
+CROSS_KEYS = ("cross_sample_id", "checkpoint", "direction", "criterion", "eps", "dataset", "problem_id")
+
+
+def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str, grid: CrossGrid,
+                  samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int) -> pl.DataFrame:
+    """Lockstep base/RL responses for every rule of `grid` x problem x sample, from the rollouts' seeds.
+
+    The js, delta_logp and entropy runs come first; each random control then switches with the share of
+    tokens its js run switched (same direction and eps), on the same problems and seeds.
+    """
+    tok = base.tokenizer
+    problem_rows = list(problems.iter_rows(named=True))
+    prompt_ids = {(r["dataset"], r["problem_id"]): tok.encode(r["prompt"], add_special_tokens=False)
+                  for r in problem_rows}
+
+    def run(rules: list[SwitchRule]) -> list[dict]:
+        jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
+        records = []
+        for lo in range(0, len(jobs), batch_size):
+            chunk = jobs[lo: lo + batch_size]
+            seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in chunk]
+            prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in chunk]
+            outs = cross_sample(base.model, rl.model, prompts, seeds, [rule for rule, _, _ in chunk], params,
+                                tok.eos_token_id, tok.pad_token_id, grid.divergence_on)
+            for (rule, r, k), s, out in zip(chunk, seeds, outs):
+                records.append({
+                    "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}:"
+                                       f"{r['dataset']}:{r['problem_id']}:{k}",
+                    "checkpoint": checkpoint, "direction": rule.direction, "criterion": rule.criterion,
+                    "eps": rule.eps, "switch_prob": rule.switch_prob, "divergence_on": grid.divergence_on,
+                    "dataset": r["dataset"], "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
+                    "temperature": params.temperature, "top_p": params.top_p,
+                    "max_new_tokens": params.max_new_tokens, "response_ids": out.response_ids,
+                    "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
+                    "n_switched": len(out.switched_positions), "switched_positions": out.switched_positions,
+                    "finish_reason": out.finish_reason,
+                })
+        return records
+
+    records = run(grid.rules())
+    switched, total = {}, {}
+    for rec in records:
+        if rec["criterion"] == "js":
+            key = (rec["direction"], rec["eps"])
+            switched[key] = switched.get(key, 0) + rec["n_switched"]
+            total[key] = total.get(key, 0) + rec["n_tokens"]
+    records += run(grid.random_rules({key: switched[key] / max(total[key], 1) for key in total}))
+    return pl.DataFrame(records, schema_overrides={
+        "eps": pl.Float64, "switch_prob": pl.Float64, "sample_idx": pl.Int32, "seed": pl.Int64,
+        "temperature": pl.Float32, "top_p": pl.Float32, "max_new_tokens": pl.Int32, "response_ids": IDS,
+        "n_tokens": pl.Int32, "n_switched": pl.Int32, "switched_positions": IDS})
+
+
 def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFrame, checkpoint: str,
                  params: PairedParams) -> pl.DataFrame:
     """One row per response token of every rollout: base vs RL next-token distributions at that token."""
@@ -79,15 +133,26 @@ def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFram
     })
 
 
-def scores(rollouts_frame: pl.DataFrame, problems: pl.DataFrame, verifier: Verifier) -> pl.DataFrame:
-    """One verdict per rollout, from `verifier` against the problem's reference answer."""
+ROLLOUT_KEYS = ("rollout_id", "checkpoint", "policy", "dataset", "problem_id")
+
+
+def scores(frame: pl.DataFrame, problems: pl.DataFrame, verifiers: str, keys: tuple[str, ...] = ROLLOUT_KEYS,
+           timeout_s: float = 5.0, workers: int = 2) -> pl.DataFrame:
+    """One verdict per response of `frame` (rollouts or cross samples; `keys` columns carried over), from the
+    verifier that `verifiers` (a spec, `compute.verifiers.verifier_for`) picks for its dataset."""
     answers = dict(zip(zip(problems["dataset"], problems["problem_id"]), problems["answer"]))
-    records = []
-    for r in rollouts_frame.select("rollout_id", "checkpoint", "policy", "dataset", "problem_id",
-                                   "response_text").iter_rows(named=True):
-        verdict = verifier.judge(r["response_text"], answers[(r["dataset"], r["problem_id"])])
-        records.append({"rollout_id": r["rollout_id"], "checkpoint": r["checkpoint"], "policy": r["policy"],
-                        "dataset": r["dataset"], "problem_id": r["problem_id"], "verifier": verifier.name,
-                        "verifier_version": verifier.version, "extracted_answer": verdict.extracted_answer,
-                        "correct": verdict.correct})
-    return pl.DataFrame(records, schema_overrides={"extracted_answer": pl.String})
+    parts = []
+    for (dataset,), group in frame.group_by("dataset", maintain_order=True):
+        verifier = verifier_for(verifiers, dataset)
+        pairs = [(text, answers[(dataset, pid)]) for text, pid in zip(group["response_text"], group["problem_id"])]
+        verdicts = verifier.judge_all(pairs, timeout_s=timeout_s, workers=workers)
+        parts.append(group.select(keys).with_columns(
+            pl.lit(verifier.name).alias("verifier"), pl.lit(verifier.version).alias("verifier_version"),
+            pl.Series("extracted_answer", [v.extracted_answer for v in verdicts], pl.String),
+            pl.Series("correct", [v.correct for v in verdicts], pl.Boolean),
+            pl.Series("reason", [v.reason for v in verdicts], pl.String)))
+    if not parts:
+        return frame.select(keys).with_columns(
+            verifier=pl.lit(None, pl.String), verifier_version=pl.lit(None, pl.String),
+            extracted_answer=pl.lit(None, pl.String), correct=pl.lit(None, pl.Boolean), reason=pl.lit(None, pl.String))
+    return pl.concat(parts)

@@ -83,3 +83,34 @@ def markdown_table(frame: pl.DataFrame, columns: list[str]) -> str:
     for r in frame.select(columns).iter_rows():
         rows.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |")
     return head + "\n".join(rows)
+
+
+def cross_summarise(checkpoint: str, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
+                    base_scores: pl.DataFrame, rl_scores: pl.DataFrame) -> pl.DataFrame:
+    """One row per (direction, criterion, eps): accuracy and switched-token share of the cross samples,
+    beside the accuracy of the base and the RL checkpoint sampling alone.
+
+    `switched_share` is the share of all response tokens drawn from the intervening model (the budget),
+    `switched_count` the mean number per response, `switched_share_per_response` the mean of each
+    response's own share (higher when short responses switch much).
+
+    `gap_moved` is the share of the RL-minus-base accuracy gap the intervention moves: recovered for
+    `forward` (base primary), lost for `reverse` (RL primary); null when the gap is zero.
+    """
+    base_acc, rl_acc = float(base_scores["correct"].mean()), float(rl_scores["correct"].mean())
+    gap = rl_acc - base_acc
+    joined = cross_samples.join(cross_scores.select("cross_sample_id", "correct"), on="cross_sample_id", how="left")
+    out = joined.group_by("direction", "criterion", "eps").agg(
+        pl.len().cast(pl.Int64).alias("n"),
+        pl.col("correct").mean().cast(pl.Float64).alias("accuracy"),
+        (pl.col("n_switched").sum() / pl.col("n_tokens").sum().clip(1)).alias("switched_share"),
+        pl.col("n_switched").mean().alias("switched_count"),
+        (pl.col("n_switched") / pl.col("n_tokens").clip(1)).mean().alias("switched_share_per_response"),
+        pl.col("n_tokens").mean().alias("mean_tokens"),
+        pl.col("switch_prob").first(),
+    )
+    moved = pl.when(pl.col("direction") == "forward").then(pl.col("accuracy") - base_acc).otherwise(rl_acc - pl.col("accuracy"))
+    return out.with_columns(
+        pl.lit(checkpoint).alias("checkpoint"), pl.lit(base_acc).alias("base_accuracy"), pl.lit(rl_acc).alias("rl_accuracy"),
+        (moved / gap if gap != 0 else pl.lit(None, pl.Float64)).alias("gap_moved"),
+    ).sort("direction", "criterion", "eps")

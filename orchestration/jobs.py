@@ -9,5 +9,6 @@ base_job = dg.define_asset_job(
 
 checkpoint_job = dg.define_asset_job(
     "checkpoint_job",
-    selection=dg.AssetSelection.assets("checkpoints", "rollouts", "token_shifts", "scores", "summaries"),
+    selection=dg.AssetSelection.assets("checkpoints", "rollouts", "token_shifts", "scores", "summaries",
+                                       "cross_samples", "cross_scores", "cross_summaries"),
     description="Everything about one RL checkpoint, one partition per run.")

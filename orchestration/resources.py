@@ -9,10 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from compute import study as studies
+from compute.cross_sampling import CrossGrid, parse_eps
 from compute.models import LoadedModel, load_model
 from compute.paired import PairedParams
 from compute.sampling import SamplingParams
-from compute.settings import Settings, from_env
+from compute.settings import Settings, env_name, from_env
 
 
 class StudyResource(dg.ConfigurableResource):
@@ -23,6 +25,8 @@ class StudyResource(dg.ConfigurableResource):
     checkpoints_url: str | None = None
     problems_url: str | None = None
     verifier: str | None = None
+    verify_timeout_s: float | None = None
+    verify_workers: int | None = None
     samples_per_problem: int | None = None
     max_problems: int | None = None
     temperature: float | None = None
@@ -31,6 +35,13 @@ class StudyResource(dg.ConfigurableResource):
     seed: int | None = None
     batch_size: int | None = None
     chunk_tokens: int | None = None
+    cross_batch_size: int | None = None
+    cross_directions: str | None = None
+    cross_eps_js: str | None = None
+    cross_eps_delta_logp: str | None = None
+    cross_eps_entropy: str | None = None
+    cross_random_control: int | None = None
+    cross_divergence_on: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StudyResource:
@@ -47,6 +58,19 @@ class StudyResource(dg.ConfigurableResource):
     def paired(self) -> PairedParams:
         s = self.settings()
         return PairedParams(s.batch_size, s.chunk_tokens)
+
+    def cross_grid(self) -> CrossGrid:
+        s = self.settings()
+        eps = tuple((name, parse_eps(getattr(s, f"cross_eps_{name}"), env_name(f"cross_eps_{name}")))
+                    for name in ("js", "delta_logp", "entropy"))
+        directions = tuple(d for d in s.cross_directions.replace(" ", "").split(",") if d)
+        return CrossGrid(directions, tuple((n, e) for n, e in eps if e), bool(s.cross_random_control),
+                         s.cross_divergence_on)
+
+    def score(self, frame, problems, keys: tuple[str, ...] = studies.ROLLOUT_KEYS):
+        """Verdicts on `frame`'s responses (`compute.study.scores`) with the configured verifiers."""
+        s = self.settings()
+        return studies.scores(frame, problems, s.verifier, keys, s.verify_timeout_s, s.verify_workers)
 
     def model(self, path: str) -> LoadedModel:
         return _cached_model(path, _folder_stamp(path))

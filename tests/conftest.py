@@ -30,17 +30,22 @@ def study_settings(world: Path, lake: Path, **overrides) -> Settings:
     return dataclasses.replace(
         Settings(lake_url=str(lake), base_model=str(world / "base"), checkpoints_url=str(world / "checkpoints"),
                  problems_url=str(world / "problems.jsonl")),
-        samples_per_problem=2, max_new_tokens=40, batch_size=8, chunk_tokens=64, **overrides)
+        samples_per_problem=2, max_new_tokens=40, batch_size=8, chunk_tokens=64,
+        **{"cross_eps_js": "-inf,0.01,0.1,inf", **overrides})
+
+
+CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples", "cross_scores",
+                     "cross_summaries"]
 
 
 def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
     """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
-    from assets import inputs, rollouts, scores, summaries, token_shifts
+    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts
     from orchestration.demo import register_checkpoints
     from orchestration.io_manager import LakeIOManager
     from orchestration.resources import StudyResource
 
-    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries])
+    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling])
     resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url),
                  "study": StudyResource.from_settings(settings)}
     keys = register_checkpoints(instance, settings.checkpoints_url)
@@ -49,7 +54,7 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
     assert base.success
     for key in keys:
         result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=key,
-                                selection=["checkpoints", "rollouts", "token_shifts", "scores", "summaries"])
+                                selection=CHECKPOINT_ASSETS)
         assert result.success
     return keys
 

@@ -18,7 +18,7 @@ def test_every_table_has_the_base_once_and_every_checkpoint(lake):
     expect = ["checkpoint=base"] + [f"checkpoint={k}" for k in keys]
     for table in ("checkpoints", "rollouts", "scores"):
         assert lakeio.list_partitions(url, table) == expect, table
-    for table in ("token_shifts", "summaries"):
+    for table in ("token_shifts", "summaries", "cross_samples", "cross_scores", "cross_summaries"):
         assert lakeio.list_partitions(url, table) == expect[1:], table
     ckpts = _table(url, "checkpoints").sort("checkpoint")
     assert ckpts["role"].to_list() == ["base", "rl", "rl"] and ckpts["step"].to_list() == [None, 2, 4]
@@ -68,6 +68,8 @@ def test_scores_and_summaries_agree(lake):
         rollouts = lakeio.read_partition(url, "rollouts", f"checkpoint={key}")
         assert sorted(scores["rollout_id"]) == sorted(rollouts["rollout_id"])
         assert set(scores["verifier"]) == {"toy_addition"} and set(scores["verifier_version"]) == {"1"}
+        assert set(scores["reason"]) <= {"correct", "wrong", "no_answer"}
+        assert (scores["correct"] == (scores["reason"] == "correct")).all()
         summary = lakeio.read_partition(url, "summaries", f"checkpoint={key}").sort("policy")
         assert summary["policy"].to_list() == ["base", "rl"]
         assert summary["accuracy"].to_list() == pytest.approx([base_scores["correct"].mean(), scores["correct"].mean()])

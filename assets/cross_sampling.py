@@ -1,0 +1,42 @@
+"""Cross-sampling: base and RL decode in lockstep and a switch rule picks whose token comes next; the
+verdicts on those responses, and accuracy against the share of switched tokens per rule."""
+
+import dagster as dg
+import polars as pl
+
+from compute import study as studies
+from compute.summaries import cross_summarise, markdown_table
+from orchestration.partitions import checkpoints_partitions
+from orchestration.resources import StudyResource
+
+HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "gap_moved"]
+
+
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
+                  base_model: pl.DataFrame, checkpoints: pl.DataFrame) -> pl.DataFrame:
+    """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
+    plus the random control at each js run's budget."""
+    cfg = study.settings()
+    base, rl = study.model(base_model["uri"][0]), study.model(checkpoints["uri"][0])
+    return studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
+                                 cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size)
+
+
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)
+def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame) -> pl.DataFrame:
+    """Verdicts on every cross sample, by the same verifiers as the rollouts' scores."""
+    return study.score(cross_samples, problems, studies.CROSS_KEYS)
+
+
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)
+def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
+                    base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
+    """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only."""
+    frame = cross_summarise(context.partition_key, cross_samples, cross_scores, base_scores, scores)
+    js = frame.filter(pl.col("criterion").is_in(["js", "random"]))
+    context.add_output_metadata({
+        "base_accuracy": float(frame["base_accuracy"][0]), "rl_accuracy": float(frame["rl_accuracy"][0]),
+        "js_and_random": dg.MetadataValue.md(markdown_table(js, HEADLINE)),
+    })
+    return frame

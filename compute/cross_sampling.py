@@ -1,0 +1,172 @@
+"""Cross-sampling: two models decode in lockstep over the same prefix, and a switch rule decides, token by
+token, which model's distribution the next token is drawn from.
+
+`forward`: the primary is the base and the intervening model the RL checkpoint; `reverse`: the other way
+round. At every step both models give their next-token distributions; the primary's token x is drawn with
+the row's uniform; if the rule says switch, the token is drawn instead from the intervening distribution
+with the *same* uniform. The chosen token is appended to both models' KV caches (`sampling.Decoder`), so
+the prefix is encoded once. Criteria (each with a threshold `eps`):
+
+    js          JS(primary || intervening) > eps
+    delta_logp  log p_intervening(x) - log p_primary(x) < -eps  (forward: log p_rl(x) - log p_base(x))
+    entropy     H(primary) > eps
+    random      a separate per-row coin < switch_prob (the control, with a budget matched to a js run)
+
+The criteria read the models' full distributions (`divergence_on="full"`) or the temperature/top-p
+distributions that tokens are drawn from (`"sampling"`, as the paper did). Uniforms come from the same
+per-row generators as `sampling.sample`, so with eps = +inf `forward` reproduces base-only sampling and
+`reverse` RL-only sampling token for token; with eps = -inf the other way round. Knows nothing about tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import torch
+
+from compute.metrics import entropy, js_divergence
+from compute.sampling import Decoder, RowGenerators, SamplingParams, draw, next_token_probs
+
+DIRECTIONS = ("forward", "reverse")
+CRITERIA = ("js", "delta_logp", "entropy", "random")
+DIVERGENCE_ON = ("full", "sampling")
+
+
+@dataclass(frozen=True)
+class SwitchRule:
+    direction: str
+    criterion: str
+    eps: float  # for `random`: the eps of the js run whose budget it matches
+    switch_prob: float = 0.0  # `random` only: probability of a switch at each step
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction {self.direction!r}: choose one of {DIRECTIONS}")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"criterion {self.criterion!r}: choose one of {CRITERIA}")
+        if math.isnan(self.eps) or not 0.0 <= self.switch_prob <= 1.0:
+            raise ValueError(f"bad switch rule {self}: eps must be a number, switch_prob in [0, 1]")
+
+
+@dataclass
+class CrossSampled:
+    response_ids: list[int]
+    finish_reason: str  # "eos" | "length"
+    switched_positions: list[int]  # positions (0-based, within the response) drawn from the intervening model
+
+
+def coin_seed(seed: int) -> int:
+    """The seed of a row's switch coin (random control): derived from, and independent of, its sampling seed."""
+    return int.from_bytes(hashlib.sha256(f"coin:{seed}".encode()).digest()[:8], "little") >> 2
+
+
+def _log_dists(logits: torch.Tensor, probs: torch.Tensor, divergence_on: str) -> torch.Tensor:
+    if divergence_on == "full":
+        return torch.log_softmax(logits.float(), -1)
+    return probs.log()
+
+
+def switch_mask(rules: list[SwitchRule], logq_primary: torch.Tensor, logq_intervening: torch.Tensor,
+                token: torch.Tensor, coins: torch.Tensor) -> torch.Tensor:
+    """Which rows switch to the intervening model, given the primary's drawn `token` [rows]."""
+    device = logq_primary.device
+    crit = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
+    eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
+    prob = torch.tensor([r.switch_prob for r in rules], dtype=torch.float64)
+    x = token.to(device).unsqueeze(-1)
+    delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
+    return (((crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps))
+            | ((crit == 1) & (delta < -eps))
+            | ((crit == 2) & (entropy(logq_primary) > eps))
+            | ((crit == 3) & (coins < prob).to(device)))
+
+
+@torch.inference_mode()
+def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule],
+                 params: SamplingParams, eos_id: int, pad_id: int, divergence_on: str = "full",
+                 decoder=Decoder) -> list[CrossSampled]:
+    """One lockstep response per row: row i decodes `prompts[i]` under `rules[i]` from `seeds[i]`.
+
+    A response ends at EOS (included) or after `params.max_new_tokens`; switches are counted over the
+    response only. `decoder` is the incremental decoder class (tests pass a re-encoding reference).
+    """
+    if divergence_on not in DIVERGENCE_ON:
+        raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
+    if not len(prompts) == len(seeds) == len(rules):
+        raise ValueError("prompts, seeds and rules must have one entry per row")
+    dec_base, dec_rl = decoder(base, prompts, pad_id), decoder(rl, prompts, pad_id)
+    device = next(base.parameters()).device
+    forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
+    rng, coin = RowGenerators(seeds), RowGenerators([coin_seed(s) for s in seeds])
+    responses: list[list[int]] = [[] for _ in prompts]
+    switched: list[list[int]] = [[] for _ in prompts]
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    logits_base, logits_rl = dec_base.start(), dec_rl.start().to(device)
+    for step in range(params.max_new_tokens):
+        p_base, p_rl = next_token_probs(logits_base, params), next_token_probs(logits_rl, params)
+        q_base = _log_dists(logits_base, p_base, divergence_on)
+        q_rl = _log_dists(logits_rl, p_rl, divergence_on)
+        u = rng.uniforms()
+        token = draw(torch.where(forward, p_base, p_rl), u)
+        switch = switch_mask(rules, torch.where(forward, q_base, q_rl), torch.where(forward, q_rl, q_base),
+                             token, coin.uniforms())
+        token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token).cpu()
+        switch = switch.cpu()
+        for i in torch.nonzero(~done).flatten().tolist():
+            responses[i].append(int(token[i]))
+            if switch[i]:
+                switched[i].append(step)
+        done |= token == eos_id
+        if bool(done.all()) or step == params.max_new_tokens - 1:
+            break
+        ids = token.masked_fill(done, pad_id)
+        logits_base, logits_rl = dec_base.step(ids), dec_rl.step(ids).to(device)
+    return [CrossSampled(r, "eos" if r and r[-1] == eos_id else "length", s) for r, s in zip(responses, switched)]
+
+
+@dataclass(frozen=True)
+class CrossGrid:
+    """The sweep of one checkpoint: every direction x criterion x eps, and for each js run a random control
+    whose switch probability is that run's share of switched tokens."""
+
+    directions: tuple[str, ...]
+    eps: tuple[tuple[str, tuple[float, ...]], ...]  # (criterion, its thresholds) for js, delta_logp, entropy
+    random_control: bool = True
+    divergence_on: str = "full"
+
+    def __post_init__(self):
+        for d in self.directions:
+            SwitchRule(d, "js", 0.0)
+        for criterion, grid in self.eps:
+            if criterion == "random":
+                raise ValueError("the random control takes its budgets from the js runs; it has no eps grid")
+            for e in grid:
+                SwitchRule(self.directions[0] if self.directions else "forward", criterion, e)
+        if self.random_control and not dict(self.eps).get("js"):
+            raise ValueError("the random control matches js budgets: give a js eps grid or turn the control off")
+        if self.divergence_on not in DIVERGENCE_ON:
+            raise ValueError(f"divergence_on={self.divergence_on!r}: choose one of {DIVERGENCE_ON}")
+
+    def rules(self) -> list[SwitchRule]:
+        return [SwitchRule(d, c, e) for d in self.directions for c, grid in self.eps for e in grid]
+
+    def random_rules(self, js_token_share: dict[tuple[str, float], float]) -> list[SwitchRule]:
+        """Random controls for the js runs, from their (direction, eps) -> share of switched tokens."""
+        if not self.random_control:
+            return []
+        return [SwitchRule(d, "random", e, float(js_token_share[(d, e)]))
+                for d in self.directions for e in dict(self.eps)["js"]]
+
+
+def parse_eps(text: str, what: str) -> tuple[float, ...]:
+    """"0.001, 0.01, inf" -> (0.001, 0.01, inf); an empty string turns the criterion off."""
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
+    except ValueError:
+        raise ValueError(f"{what}={text!r}: expected comma-separated numbers such as 0.001,0.01,0.1 "
+                         "(inf and -inf allowed)") from None
+    if any(math.isnan(v) for v in values):
+        raise ValueError(f"{what}={text!r}: nan is not a threshold")
+    return values

@@ -1,0 +1,94 @@
+"""The cross-sampling assets on the small world, materialised by real Dagster runs (the `lake` fixture,
+whose js grid includes -inf and +inf so the identities can be checked against the stored rollouts)."""
+
+import math
+
+import polars as pl
+import pytest
+
+from compute import lake as lakeio
+from compute import lakesql
+
+CURVE_COLUMNS = ["checkpoint", "step", "direction", "criterion", "eps", "switched_share", "switched_count",
+                 "accuracy", "n", "base_accuracy", "rl_accuracy"]
+
+
+def _responses(frame: pl.DataFrame) -> dict[tuple, list[int]]:
+    return {(r["problem_id"], r["sample_idx"]): r["response_ids"]
+            for r in frame.select("problem_id", "sample_idx", "response_ids").iter_rows(named=True)}
+
+
+def test_extreme_eps_reproduce_the_stored_rollouts(lake):
+    """Same seeds as the rollouts: a js rule that never switches reproduces the primary's own rollouts,
+    one that always switches the intervening model's, token for token (as does the random control at
+    switch probability 0 or 1), although the lockstep batches mix rules and differ from the rollouts'."""
+    url, keys = lake
+    base = _responses(lakeio.read_partition(url, "rollouts", "checkpoint=base"))
+    for key in keys:
+        rl = _responses(lakeio.read_partition(url, "rollouts", f"checkpoint={key}"))
+        cross = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}")
+        for direction, eps, expect in [("forward", math.inf, base), ("reverse", math.inf, rl),
+                                       ("forward", -math.inf, rl), ("reverse", -math.inf, base)]:
+            for criterion in ("js", "random"):
+                rows = cross.filter((pl.col("direction") == direction) & (pl.col("criterion") == criterion)
+                                    & (pl.col("eps") == eps))
+                assert rows.height == len(expect)
+                assert _responses(rows) == expect, (key, direction, criterion, eps)
+                assert (rows["n_switched"] == (rows["n_tokens"] if eps < 0 else 0)).all()
+
+
+def test_cross_samples_are_complete_and_consistent(lake):
+    url, keys = lake
+    problems = lakeio.read_partition(url, "problems", "")
+    for key in keys:
+        cross = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}")
+        rules = cross.select("direction", "criterion", "eps").unique()
+        # 2 directions x (4 js + 4 delta_logp + 3 entropy + 4 random) rules, 2 samples per problem each
+        assert rules.height == 2 * 15 and cross.height == rules.height * problems.height * 2
+        assert cross["cross_sample_id"].n_unique() == cross.height
+        assert (cross["switched_positions"].list.len() == cross["n_switched"]).all()
+        assert (cross["n_switched"] <= cross["n_tokens"]).all()
+        assert (cross["switched_positions"].list.max().fill_null(-1) < cross["n_tokens"]).all()
+        # each random control switches with its js run's share of switched tokens
+        js = (cross.filter(pl.col("criterion") == "js").group_by("direction", "eps")
+              .agg((pl.col("n_switched").sum() / pl.col("n_tokens").sum()).alias("share")))
+        rnd = cross.filter(pl.col("criterion") == "random").group_by("direction", "eps").agg(pl.col("switch_prob").unique())
+        both = js.join(rnd, on=["direction", "eps"])
+        assert both.height == js.height == 8
+        for row in both.iter_rows(named=True):
+            assert row["switch_prob"] == [pytest.approx(row["share"])]
+
+
+def test_cross_scores_judge_every_cross_sample(lake):
+    url, keys = lake
+    for key in keys:
+        cross = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}")
+        scores = lakeio.read_partition(url, "cross_scores", f"checkpoint={key}")
+        assert sorted(scores["cross_sample_id"]) == sorted(cross["cross_sample_id"])
+        assert set(scores["verifier"]) == {"toy_addition"}
+        assert (scores["correct"] == (scores["reason"] == "correct")).all()
+
+
+def test_curve_query_has_the_promised_columns_and_matches_the_summaries(lake):
+    url, keys = lake
+    curve = lakesql.run(lakesql.query_text("cross_sampling_curve"), url)
+    assert curve.columns == CURVE_COLUMNS
+    assert curve["checkpoint"].unique(maintain_order=True).to_list() == keys
+    assert curve["step"].unique(maintain_order=True).to_list() == [2, 4]
+    for col in ("switched_share", "accuracy", "base_accuracy", "rl_accuracy"):
+        assert curve[col].is_between(0, 1).all(), col
+    base_accuracy = lakeio.read_partition(url, "scores", "checkpoint=base")["correct"].mean()
+    for key in keys:
+        summary = lakeio.read_partition(url, "cross_summaries", f"checkpoint={key}")
+        rl_accuracy = lakeio.read_partition(url, "scores", f"checkpoint={key}")["correct"].mean()
+        got = curve.filter(pl.col("checkpoint") == key).join(
+            summary, on=["direction", "criterion", "eps"], suffix="_asset")
+        assert got.height == summary.height == 30
+        for col in ("switched_share", "switched_count", "accuracy", "n", "base_accuracy", "rl_accuracy"):
+            assert got[col].to_list() == pytest.approx(got[f"{col}_asset"].to_list()), col
+        assert got["base_accuracy"].to_list() == pytest.approx([base_accuracy] * got.height)
+        assert got["rl_accuracy"].to_list() == pytest.approx([rl_accuracy] * got.height)
+        # never switching is base-only sampling (forward): accuracy equals the base's, gap moved 0
+        never = summary.filter((pl.col("direction") == "forward") & (pl.col("criterion") == "js")
+                               & (pl.col("eps") == math.inf)).row(0, named=True)
+        assert never["accuracy"] == pytest.approx(base_accuracy) and never["switched_share"] == 0
