@@ -68,19 +68,24 @@ def _log_dists(logits: torch.Tensor, probs: torch.Tensor, divergence_on: str) ->
     return probs.log()
 
 
-def switch_mask(rules: list[SwitchRule], logq_primary: torch.Tensor, logq_intervening: torch.Tensor,
-                token: torch.Tensor, coins: torch.Tensor) -> torch.Tensor:
-    """Which rows switch to the intervening model, given the primary's drawn `token` [rows]."""
-    device = logq_primary.device
-    crit = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
-    eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
-    prob = torch.tensor([r.switch_prob for r in rules], dtype=torch.float64)
-    x = token.to(device).unsqueeze(-1)
-    delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
-    return (((crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps))
-            | ((crit == 1) & (delta < -eps))
-            | ((crit == 2) & (entropy(logq_primary) > eps))
-            | ((crit == 3) & (coins < prob).to(device)))
+class SwitchRules:
+    """A batch's rules as tensors (built once per batch, not per step)."""
+
+    def __init__(self, rules: list[SwitchRule], device):
+        self.criterion = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
+        self.eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
+        self.switch_prob = torch.tensor([r.switch_prob for r in rules], dtype=torch.float64, device=device)
+
+    def mask(self, logq_primary: torch.Tensor, logq_intervening: torch.Tensor, token: torch.Tensor,
+             coins: torch.Tensor) -> torch.Tensor:
+        """Which rows switch to the intervening model, given the primary's drawn `token` [rows]."""
+        crit, eps = self.criterion, self.eps
+        x = token.to(logq_primary.device).unsqueeze(-1)
+        delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
+        return (((crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps))
+                | ((crit == 1) & (delta < -eps))
+                | ((crit == 2) & (entropy(logq_primary) > eps))
+                | ((crit == 3) & (coins.to(crit.device) < self.switch_prob)))
 
 
 @torch.inference_mode()
@@ -99,7 +104,9 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     dec_base, dec_rl = decoder(base, prompts, pad_id), decoder(rl, prompts, pad_id)
     device = next(base.parameters()).device
     forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
-    rng, coin = RowGenerators(seeds), RowGenerators([coin_seed(s) for s in seeds])
+    switch_rules = SwitchRules(rules, device)
+    steps = params.max_new_tokens
+    rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s) for s in seeds], steps, device)
     responses: list[list[int]] = [[] for _ in prompts]
     switched: list[list[int]] = [[] for _ in prompts]
     done = torch.zeros(len(prompts), dtype=torch.bool)
@@ -110,13 +117,13 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
         q_rl = _log_dists(logits_rl, p_rl, divergence_on)
         u = rng.uniforms()
         token = draw(torch.where(forward, p_base, p_rl), u)
-        switch = switch_mask(rules, torch.where(forward, q_base, q_rl), torch.where(forward, q_rl, q_base),
-                             token, coin.uniforms())
+        switch = switch_rules.mask(torch.where(forward, q_base, q_rl), torch.where(forward, q_rl, q_base),
+                                   token, coin.uniforms())
         token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token).cpu()
-        switch = switch.cpu()
+        drawn, switched_now = token.tolist(), switch.tolist()
         for i in torch.nonzero(~done).flatten().tolist():
-            responses[i].append(int(token[i]))
-            if switch[i]:
+            responses[i].append(drawn[i])
+            if switched_now[i]:
                 switched[i].append(step)
         done |= token == eos_id
         if bool(done.all()) or step == params.max_new_tokens - 1:

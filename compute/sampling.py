@@ -52,13 +52,22 @@ def draw(probs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
 
 
 class RowGenerators:
-    """One seeded generator per row; `uniforms()` gives the next uniform of each row, on the CPU."""
+    """One seeded stream of uniforms per row; `uniforms()` gives the next uniform of each row [rows].
 
-    def __init__(self, seeds: list[int]):
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    Each row's first `steps` uniforms are drawn up front from its own CPU generator (the same numbers as
+    drawing them one at a time) and moved to `device` once, so decoding does no per-row work per step.
+    """
+
+    def __init__(self, seeds: list[int], steps: int, device="cpu"):
+        table = [torch.rand(steps, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
+                 for s in seeds]
+        self.table = torch.stack(table).to(device) if table else torch.zeros(0, steps, dtype=torch.float64)
+        self.step = 0
 
     def uniforms(self) -> torch.Tensor:
-        return torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
+        column = self.table[:, self.step]
+        self.step += 1
+        return column
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,14 +120,15 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
            eos_id: int, pad_id: int) -> list[Sampled]:
     """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params)."""
     decoder = Decoder(model, prompts, pad_id)
-    rng = RowGenerators(seeds)
+    rng = RowGenerators(seeds, params.max_new_tokens, decoder.ids.device)
     logits = decoder.start()
     responses: list[list[int]] = [[] for _ in prompts]
     done = torch.zeros(len(prompts), dtype=torch.bool)
     for step in range(params.max_new_tokens):
         ids = draw(next_token_probs(logits, params), rng.uniforms()).cpu()
+        drawn = ids.tolist()
         for i in torch.nonzero(~done).flatten().tolist():
-            responses[i].append(int(ids[i]))
+            responses[i].append(drawn[i])
         done |= ids == eos_id
         if bool(done.all()) or step == params.max_new_tokens - 1:
             break

@@ -4,7 +4,7 @@
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
     shiftlake toyworld             build (or find) the toy world and print its folders
     shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
-    shiftlake bench                paired-pass throughput and demo stage times
+    shiftlake bench                paired-pass and cross-sampling throughput, demo stage times
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ def cmd_demo(args) -> int:
 def cmd_bench(args) -> int:
     from orchestration.bench import main as bench
 
-    bench()
+    from orchestration.bench import PARTS
+
+    only = tuple(p for p in args.only.split(",") if p)
+    if not only or set(only) - set(PARTS):
+        print(f"--only takes a comma-separated subset of {','.join(PARTS)}", file=sys.stderr)
+        return 2
+    bench(only)
     return 0
 
 
@@ -95,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")
     p.set_defaults(func=cmd_ui)
-    p = sub.add_parser("bench", help="paired-pass throughput (toy and Qwen2.5-1.5B-shaped) and demo stage times")
+    p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
+                                     "demo stage times")
+    p.add_argument("--only", default="paired,cross,demo", help="parts to run (default: paired,cross,demo)")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)

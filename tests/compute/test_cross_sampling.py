@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from compute.cross_sampling import CRITERIA, SwitchRule, cross_sample, switch_mask
+from compute.cross_sampling import CRITERIA, SwitchRule, SwitchRules, cross_sample
 from compute.reference import ReencodingDecoder
 from compute.sampling import SamplingParams, sample
 from tests.compute.test_paired import VOCAB, tiny_model
@@ -114,7 +114,8 @@ def _logq(*rows):
 def test_switch_criteria_on_hand_made_distributions(rule, expect):
     primary = _logq([0.9, 0.1, 0.0], [0.9, 0.1, 0.0])
     intervening = _logq([0.1, 0.9, 0.0], [0.9, 0.1, 0.0])
-    got = switch_mask([rule, rule], primary, intervening, torch.tensor([0, 0]), torch.tensor([0.25, 0.75], dtype=torch.float64))
+    coins = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    got = SwitchRules([rule, rule], "cpu").mask(primary, intervening, torch.tensor([0, 0]), coins)
     assert got.tolist() == expect
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from compute.sampling import SamplingParams, draw, next_token_probs, sample
+from compute.sampling import RowGenerators, SamplingParams, draw, next_token_probs, sample
 from tests.compute.test_paired import VOCAB, tiny_model
 
 EOS, PAD = 3, 0
@@ -55,3 +55,14 @@ def test_temperature_zero_is_greedy_and_draws_follow_the_distribution():
     counts = torch.bincount(draw(probs, u), minlength=3) / 20_000
     assert counts.tolist() == pytest.approx([0.2, 0.5, 0.3], abs=0.015)
     assert draw(torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([0.0])).item() == 1  # never a 0-probability id
+
+
+@pytest.mark.parametrize("steps", [1, 17, 48, 300])
+def test_uniforms_drawn_up_front_are_those_drawn_one_at_a_time(steps):
+    """`RowGenerators` draws each row's uniforms in one call; the seeds' streams (and so every stored
+    rollout and the toy world's training) must be exactly those of one draw per step."""
+    rng = RowGenerators([7, 8], steps)
+    gens = [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]
+    for _ in range(steps):
+        one_by_one = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens])
+        assert torch.equal(rng.uniforms(), one_by_one)
