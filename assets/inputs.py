@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import polars as pl
 
-from compute.checkpoints import discover_checkpoints
+from compute.checkpoints import discover_checkpoints, listing_fingerprint
 from compute.models import check_same_tokenizer, content_hash, tokenizer_hash
 from compute.problems import load_problems
 from orchestration.io_manager import PARTITION, TABLE
@@ -20,24 +20,32 @@ def problems(study: StudyResource) -> pl.DataFrame:
     return load_problems(cfg.problems_url, cfg.max_problems)
 
 
-def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer) -> pl.DataFrame:
-    return pl.DataFrame({
+LISTING = "listing_fingerprint"  # metadata: names, sizes and mtimes of the folder's files when it was hashed
+
+
+def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer) -> dg.Output:
+    """The model's `checkpoints` row; its data version is the folder's content hash, so changed weights
+    make everything computed from them stale."""
+    listed, digest = listing_fingerprint(uri), content_hash(uri)
+    frame = pl.DataFrame({
         "checkpoint": [checkpoint], "uri": [uri], "step": [step], "role": [role],
-        "content_hash": [content_hash(uri)], "tokenizer_hash": [tokenizer_hash(tokenizer)],
+        "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(tokenizer)],
         "discovered_at": [datetime.now(timezone.utc)],
     }, schema_overrides={"step": pl.Int64})
+    return dg.Output(frame, data_version=dg.DataVersion(digest), metadata={LISTING: listed})
 
 
 @dg.asset(code_version="1", group_name="inputs", kinds={"pytorch"},
           metadata={TABLE: "checkpoints", PARTITION: BASE_PARTITION})
-def base_model(study: StudyResource) -> pl.DataFrame:
+def base_model(study: StudyResource) -> dg.Output[pl.DataFrame]:
     """The base model's row of the `checkpoints` table (role base)."""
     path = study.settings().base_model
     return _model_row("base", path, None, "base", study.model(path).tokenizer)
 
 
 @dg.asset(code_version="1", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
-def checkpoints(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame) -> pl.DataFrame:
+def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
+                base_model: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     """One RL checkpoint's row of the `checkpoints` table; its tokenizer must be the base's."""
     key = context.partition_key
     folder = study.settings().checkpoints_url

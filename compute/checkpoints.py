@@ -58,3 +58,74 @@ def discover_checkpoints(root: str | Path) -> list[Checkpoint]:
         step = int(m.group(1)) if m else None
         found.append(Checkpoint(checkpoint_key(folder.name, step), str(model), step))
     return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.key))
+
+
+MARKERS = ("COMPLETE", ".complete", "_SUCCESS")  # written by a trainer when a checkpoint is whole
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def listing(path: str | Path) -> dict[str, tuple[int, int]]:
+    """Every file under a model folder: relative name -> (size, mtime_ns). Cheap: no byte is read."""
+    root = Path(path)
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def listing_fingerprint(path: str | Path) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(sorted(listing(path).items())).encode()).hexdigest()[:16]
+
+
+def has_marker(path: str | Path) -> bool:
+    return any((Path(path) / m).exists() for m in MARKERS)
+
+
+def incomplete_reason(path: str | Path) -> str | None:
+    """Why a model folder cannot be analysed yet (None: complete): config, every weight shard named in a
+    safetensors index (each with a readable header), tokenizer files."""
+    import json
+
+    root = Path(path)
+    try:
+        json.loads((root / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"config.json unreadable ({type(exc).__name__})"
+    index = root / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError):
+            return "model.safetensors.index.json unreadable"
+    else:
+        shards = [p.name for p in root.glob("*.safetensors")] or [p.name for p in root.glob("*.bin")]
+    if not shards:
+        return "no weight files"
+    for shard in shards:
+        f = root / shard
+        if not f.exists():
+            return f"weight shard {shard} missing"
+        if f.suffix == ".safetensors" and not _safetensors_whole(f):
+            return f"weight shard {shard} truncated or unreadable"
+    if not any((root / t).exists() for t in TOKENIZER_FILES) or not (root / "tokenizer_config.json").exists():
+        return "tokenizer files missing"
+    return None
+
+
+def _safetensors_whole(f: Path) -> bool:
+    """The file holds its whole header and every tensor the header lists (reads the header only)."""
+    import json
+    import struct
+
+    size = f.stat().st_size
+    with open(f, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or 8 + (n := struct.unpack("<Q", head)[0]) > size:
+            return False
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError:
+            return False
+    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    return 8 + n + max(ends, default=0) == size

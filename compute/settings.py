@@ -8,6 +8,7 @@ SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTL
 SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
 SHIFTLAKE_CROSS_*: the cross-sampling sweep (batch size, directions, eps grid per criterion, random
 control, divergence on full or sampling distributions); see `Settings`
+SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor and the reanalysis schedule
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Settings:
     cross_eps_entropy: str = "0.1,0.3,1"
     cross_random_control: int = 1  # 1: a random control at each js run's budget
     cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
+    sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
+    reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
 
 
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",

@@ -114,3 +114,22 @@ def cross_summarise(checkpoint: str, cross_samples: pl.DataFrame, cross_scores: 
         pl.lit(checkpoint).alias("checkpoint"), pl.lit(base_acc).alias("base_accuracy"), pl.lit(rl_acc).alias("rl_accuracy"),
         (moved / gap if gap != 0 else pl.lit(None, pl.Float64)).alias("gap_moved"),
     ).sort("direction", "criterion", "eps")
+
+
+def trend_table(checkpoints: pl.DataFrame, summaries: pl.DataFrame, cross_summaries: pl.DataFrame,
+                budget: float = 0.10) -> pl.DataFrame:
+    """One row per RL checkpoint, by step: accuracy, JS percentiles and near-zero share of RL tokens, and
+    the best share of the RL-base gap a js rule moves with at most `budget` of tokens switched, per direction.
+    """
+    rl = summaries.filter(pl.col("policy") == "rl").select(
+        "checkpoint", pl.col("accuracy").alias("rl_accuracy"), "n_tokens", "js_mean",
+        *[f"js_p{q}" for q in PERCENTILES], "share_js_lt_1e3", "share_js_gt_0_1")
+    base = summaries.filter(pl.col("policy") == "base").select("checkpoint", pl.col("accuracy").alias("base_accuracy"))
+    within = cross_summaries.filter((pl.col("criterion") == "js") & (pl.col("switched_share") <= budget)
+                                    & pl.col("eps").is_finite())
+    moved = within.group_by("checkpoint").agg(
+        *[pl.col("gap_moved").filter(pl.col("direction") == d).max().alias(f"{d}_js_gap_moved")
+          for d in ("forward", "reverse")])
+    steps = checkpoints.filter(pl.col("role") == "rl").select("checkpoint", "step")
+    return (steps.join(base, on="checkpoint").join(rl, on="checkpoint").join(moved, on="checkpoint", how="left")
+            .sort("step", "checkpoint", nulls_last=True))

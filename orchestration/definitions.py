@@ -2,13 +2,17 @@
 
 import dagster as dg
 
-from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts
-from orchestration.jobs import base_job, checkpoint_job
+from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
+from orchestration.jobs import base_job, checkpoint_job, trend_job
 from orchestration.resources import default_resources
+from orchestration.schedules import reanalysis_schedule
+from orchestration.sensors import checkpoint_sensor, trend_automation
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling]),
-    jobs=[base_job, checkpoint_job],
+    assets=dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend]),
+    jobs=[base_job, checkpoint_job, trend_job],
+    sensors=[checkpoint_sensor, trend_automation],
+    schedules=[reanalysis_schedule],
     resources=default_resources(),
     executor=dg.in_process_executor,
 )

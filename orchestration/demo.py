@@ -68,6 +68,7 @@ def run_demo(log=print) -> dict[str, float]:
         _run(defs.resolve_job_def("base_job"), instance, None, timings, log)
         for key in keys:
             _run(defs.resolve_job_def("checkpoint_job"), instance, key, timings, log)
+        _run(defs.resolve_job_def("trend_job"), instance, None, timings, log)
     timings["total"] = time.perf_counter() - t0
     log("")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))
@@ -80,6 +81,7 @@ def run_demo(log=print) -> dict[str, float]:
     for q in ('shiftlake sql --file sql/queries/js_percentiles.sql',
               'shiftlake sql "SELECT checkpoint, policy, position, token_text, js FROM token_shifts ORDER BY js DESC LIMIT 10"',
               'shiftlake sql topk_reranking --format csv',
-              'shiftlake sql cross_sampling_curve'):
+              'shiftlake sql cross_sampling_curve',
+              'shiftlake sql checkpoint_trend'):
         log(f"  {q}")
     return timings

@@ -35,5 +35,15 @@ class LakeIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output
-        table, partition = _location(context, upstream.definition_metadata or {}, context.has_asset_partitions)
+        metadata = upstream.definition_metadata or {}
+        if context.has_asset_partitions and len(keys := context.asset_partition_keys) > 1:
+            # an unpartitioned asset reading every checkpoint: the partitions written so far
+            table = metadata.get(TABLE) or context.asset_key.path[-1]
+            written = set(lake.list_partitions(self.lake_url, table))
+            parts = [lake.read_partition(self.lake_url, table, f"checkpoint={k}") for k in keys
+                     if f"checkpoint={k}" in written]
+            if not parts:
+                raise FileNotFoundError(f"no partition of {table} in {self.lake_url} yet")
+            return pl.concat(parts, how="diagonal_relaxed").drop("code_version", strict=False)
+        table, partition = _location(context, metadata, context.has_asset_partitions)
         return lake.read_partition(self.lake_url, table, partition).drop("code_version", strict=False)

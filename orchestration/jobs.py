@@ -12,3 +12,7 @@ checkpoint_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets("checkpoints", "rollouts", "token_shifts", "scores", "summaries",
                                        "cross_samples", "cross_scores", "cross_summaries"),
     description="Everything about one RL checkpoint, one partition per run.")
+
+trend_job = dg.define_asset_job(
+    "trend_job", selection=dg.AssetSelection.assets("trend"),
+    description="The trend across every analysed checkpoint (also refreshed by declarative automation).")

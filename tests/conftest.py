@@ -40,12 +40,12 @@ CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summa
 
 def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
     """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
-    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts
+    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
     from orchestration.demo import register_checkpoints
     from orchestration.io_manager import LakeIOManager
     from orchestration.resources import StudyResource
 
-    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling])
+    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend])
     resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url),
                  "study": StudyResource.from_settings(settings)}
     keys = register_checkpoints(instance, settings.checkpoints_url)
@@ -56,6 +56,7 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
         result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=key,
                                 selection=CHECKPOINT_ASSETS)
         assert result.success
+    assert dg.materialize(all_assets, instance=instance, resources=resources, selection=["trend"]).success
     return keys
 
 

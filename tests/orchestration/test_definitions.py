@@ -9,8 +9,8 @@ def test_definitions_load_with_every_asset_and_job():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {"problems", "base_model", "base_rollouts", "base_scores", "checkpoints", "rollouts",
-                    "token_shifts", "scores", "summaries", "cross_samples", "cross_scores", "cross_summaries"}
-    for name in ("base_job", "checkpoint_job"):
+                    "token_shifts", "scores", "summaries", "cross_samples", "cross_scores", "cross_summaries", "trend"}
+    for name in ("base_job", "checkpoint_job", "trend_job"):
         assert defs.resolve_job_def(name) is not None
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert all(s.code_version for s in specs.values())

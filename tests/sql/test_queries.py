@@ -15,7 +15,7 @@ def test_every_view_reads_its_table(lake):
     con = lakesql.connect(url)
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert views == {"problems", "checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples",
-                     "cross_scores", "cross_summaries"}
+                     "cross_scores", "cross_summaries", "trend"}
     for view in views:
         parts = lakeio.list_partitions(url, view) or [""]
         expected = sum(lakeio.read_partition(url, view, p).height for p in parts)

@@ -1,0 +1,106 @@
+"""Which checkpoint partitions are stale, read from the Dagster event log with public APIs.
+
+An asset partition is stale when
+  - its latest materialisation ran another code version than the asset has now;
+  - it is a model row (`base_model`, `checkpoints`) and the folder's content hash is no longer the data
+    version it recorded (changed weights; the hash is recomputed only when the folder's listing of names,
+    sizes and mtimes changed);
+  - an input's latest data version differs from the one it read (the input was recomputed to other data);
+  - or an input is itself stale.
+Missing partitions are reported too. Unchanged inputs recomputed to the same data version do not make
+anything stale, which is what lets a reanalysis touch exactly the affected partitions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from compute.checkpoints import discover_checkpoints, listing_fingerprint
+from compute.models import content_hash
+
+CODE_VERSION, DATA_VERSION = "dagster/code_version", "dagster/data_version"
+INPUT_POINTER = "dagster/input_event_pointer/"  # storage id of the input materialisation a run read
+LISTING = "listing_fingerprint"
+
+
+@dataclass
+class Staleness:
+    reasons: dict[tuple[str, str | None], list[str]] = field(default_factory=dict)  # (asset, partition) -> why
+
+    def partitions(self) -> dict[str, list[str]]:
+        """Checkpoint partition -> its stale or missing assets, in graph order."""
+        out: dict[str, list[str]] = {}
+        for (asset, partition), _ in self.reasons.items():
+            if partition is not None:
+                out.setdefault(partition, []).append(asset)
+        return out
+
+
+def _latest(instance: dg.DagsterInstance, asset: str, partition: str | None, storage_id: int | None = None):
+    """The latest materialisation of an asset partition (or the one stored under `storage_id`) and its id."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None,
+                              storage_ids=[storage_id] if storage_id is not None else None),
+        limit=1).records
+    return (records[0].event_log_entry.asset_materialization, records[0].storage_id) if records else (None, None)
+
+
+def _content_changed(materialization, folder: str) -> bool:
+    recorded = materialization.metadata.get(LISTING)
+    if recorded is not None and recorded.value == listing_fingerprint(folder):
+        return False
+    return content_hash(folder) != materialization.tags.get(DATA_VERSION)
+
+
+def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_model: str,
+               checkpoints_url: str) -> Staleness:
+    """Stale and missing asset partitions of every registered checkpoint (and the base's own assets)."""
+    from orchestration.partitions import checkpoints_partitions
+
+    by_key = {s.key.to_user_string(): s for s in specs}
+    deps = {k: [d.asset_key.to_user_string() for d in s.deps] for k, s in by_key.items()}
+    folders = {c.key: c.uri for c in discover_checkpoints(checkpoints_url)}
+    keys = instance.get_dynamic_partitions(checkpoints_partitions.name)
+    result = Staleness()
+    memo: dict[tuple[str, str | None], list[str]] = {}
+
+    def check(asset: str, partition: str | None) -> list[str]:
+        if (asset, partition) in memo:
+            return memo[(asset, partition)]
+        memo[(asset, partition)] = why = []
+        spec = by_key[asset]
+        mat, _ = _latest(instance, asset, partition)
+        if mat is None:
+            why.append("missing")
+        else:
+            if mat.tags.get(CODE_VERSION) != (spec.code_version or None):
+                why.append(f"code version {mat.tags.get(CODE_VERSION)} -> {spec.code_version}")
+            folder = base_model if asset == "base_model" else folders.get(partition) if asset == "checkpoints" else None
+            if folder is not None and _content_changed(mat, folder):
+                why.append("model files changed")
+        for dep in deps[asset]:
+            dep_partition = partition if by_key[dep].partitions_def is not None else None
+            if check(dep, dep_partition):
+                why.append(f"{dep} is stale")
+                continue
+            pointer = mat.tags.get(INPUT_POINTER + dep) if mat is not None else None
+            if pointer is not None:
+                dep_mat, dep_id = _latest(instance, dep, dep_partition)
+                if dep_id is not None and dep_id != int(pointer):  # recomputed since: to other data?
+                    read, _ = _latest(instance, dep, dep_partition, int(pointer))
+                    if read is None or read.tags.get(DATA_VERSION) != dep_mat.tags.get(DATA_VERSION):
+                        why.append(f"{dep} has new data")
+        if why:
+            result.reasons[(asset, partition)] = why
+        return why
+
+    for asset, spec in by_key.items():
+        if spec.partitions_def is None:
+            if asset != "trend":
+                check(asset, None)
+            continue
+        for key in keys:
+            check(asset, key)
+    return result

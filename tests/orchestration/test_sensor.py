@@ -1,0 +1,110 @@
+"""The checkpoint sensor with `build_sensor_context`: new, half-written, renamed and deleted checkpoints,
+markers, the cursor round trip, and run keys that make a replayed tick harmless."""
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from orchestration.partitions import checkpoints_partitions
+from orchestration.resources import StudyResource
+from orchestration.sensors import Candidate, checkpoint_sensor, plan_tick
+
+
+@pytest.fixture
+def watched(small_world, tmp_path) -> Path:
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    shutil.copytree(small_world / "checkpoints" / "checkpoint-2", folder / "checkpoint-2")
+    return folder
+
+
+def _tick(instance, watched: Path, world: Path, cursor: str | None):
+    study = StudyResource(checkpoints_url=str(watched), base_model=str(world / "base"))
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"study": study})
+    return checkpoint_sensor(context)
+
+
+def _apply(instance, result) -> None:
+    """What the daemon does with a tick's result: register the partitions it asks for."""
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def test_a_new_checkpoint_is_registered_and_run_once_its_files_are_stable(small_world, watched):
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = _tick(instance, watched, small_world, None)
+        assert first.run_requests == [] and first.dynamic_partitions_requests == []  # first seen: wait a tick
+        second = _tick(instance, watched, small_world, first.cursor)
+        assert [r.partition_key for r in second.run_requests if r.partition_key] == ["rl-step-000002"]
+        assert second.dynamic_partitions_requests[0].partition_keys == ["rl-step-000002"]
+        # nothing of the base exists in this instance yet: its job is requested first, once
+        assert [r.job_name for r in second.run_requests] == ["base_job", "checkpoint_job"]
+        assert second.run_requests[1].run_key.startswith("rl-step-000002@")
+        _apply(instance, second)
+        assert instance.get_dynamic_partitions(checkpoints_partitions.name) == ["rl-step-000002"]
+        third = _tick(instance, watched, small_world, second.cursor)
+        assert third.run_requests == [] and third.dynamic_partitions_requests == []  # nothing twice
+        # a replayed tick (the daemon died before storing the cursor) asks again with the same run key,
+        # which Dagster does not launch twice
+        replay = _tick(instance, watched, small_world, first.cursor)
+        assert [r.run_key for r in replay.run_requests] == [r.run_key for r in second.run_requests]
+
+
+def test_half_written_checkpoints_wait_and_are_picked_up_later(small_world, watched):
+    shutil.copytree(small_world / "checkpoints" / "checkpoint-4", watched / "checkpoint-4")
+    weights = watched / "checkpoint-4" / "model.safetensors"
+    whole = weights.read_bytes()
+    weights.write_bytes(whole[: len(whole) // 2])  # the trainer is still writing
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor = _tick(instance, watched, small_world, None).cursor
+        result = _tick(instance, watched, small_world, cursor)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == ["rl-step-000002"]
+        weights.write_bytes(whole)  # done writing: seen once, then taken on the tick after
+        result = _tick(instance, watched, small_world, result.cursor)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == []
+        result = _tick(instance, watched, small_world, result.cursor)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == ["rl-step-000004"]
+
+
+def test_a_marker_file_makes_a_checkpoint_count_at_once(small_world, watched):
+    (watched / "checkpoint-2" / "COMPLETE").touch()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, watched, small_world, None)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == ["rl-step-000002"]
+
+
+def test_renamed_and_deleted_checkpoints(small_world, watched):
+    with dg.DagsterInstance.ephemeral() as instance:
+        cursor = _tick(instance, watched, small_world, None).cursor
+        result = _tick(instance, watched, small_world, cursor)
+        _apply(instance, result)
+        (watched / "checkpoint-2").rename(watched / "my best run")  # renamed: a new, sanitised key
+        result = _tick(instance, watched, small_world, result.cursor)
+        result = _tick(instance, watched, small_world, result.cursor)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == ["rl-my-best-run"]
+        _apply(instance, result)
+        shutil.rmtree(watched / "my best run")  # deleted: partitions and their data are kept
+        result = _tick(instance, watched, small_world, result.cursor)
+        assert result.run_requests == [] and result.dynamic_partitions_requests == []
+        assert sorted(instance.get_dynamic_partitions(checkpoints_partitions.name)) == ["rl-my-best-run",
+                                                                                        "rl-step-000002"]
+
+
+def test_plan_tick_cursor_round_trip():
+    """The cursor is plain JSON: a plan made from the decoded cursor equals one made from the original."""
+    candidates = [Candidate("rl-step-000010", "aa", None), Candidate("rl-step-000020", "bb", None),
+                  Candidate("rl-step-000030", "cc", "weight shard model-00002-of-00002.safetensors missing")]
+    first = plan_tick(candidates, {}, set(), set())
+    assert first.runs == [] and first.waiting["rl-step-000010"] == "first seen"
+    cursor = json.loads(json.dumps(first.cursor))
+    assert plan_tick(candidates, cursor, set(), set()) == plan_tick(candidates, first.cursor, set(), set())
+    second = plan_tick(candidates, cursor, set(), {"rl-step-000020"})  # 20 was analysed before
+    assert second.new_partitions == ["rl-step-000010", "rl-step-000020"]
+    assert second.runs == [("rl-step-000010", "rl-step-000010@aa")]
+    assert second.waiting == {"rl-step-000030": "weight shard model-00002-of-00002.safetensors missing"}
+    changed = plan_tick([Candidate("rl-step-000010", "zz", None)], second.cursor, {"rl-step-000010"}, set())
+    assert changed.runs == [] and changed.waiting == {"rl-step-000010": "files changed since the previous tick"}
+    assert changed.deleted == ["rl-step-000020", "rl-step-000030"]

@@ -1,0 +1,85 @@
+"""Data and code versions: changed checkpoint bytes make exactly that checkpoint's partitions stale, a new
+metrics code version exactly the metrics assets of every partition; the reanalysis schedule asks for
+those and nothing else, and after its runs nothing is stale."""
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import pytest
+
+from compute import lake as lakeio
+from orchestration.definitions import defs
+from orchestration.resources import StudyResource
+from orchestration.schedules import reanalysis_schedule
+from orchestration.staleness import find_stale
+from tests.conftest import CHECKPOINT_ASSETS, materialise_all, study_settings
+
+JOB_ASSETS = set(CHECKPOINT_ASSETS)
+
+
+@pytest.fixture
+def analysed(small_world, tmp_path):
+    """A private copy of the small world (its bytes get changed), fully analysed into a lake."""
+    world = tmp_path / "world"
+    shutil.copytree(small_world, world)
+    settings = study_settings(world, tmp_path / "lake")
+    with dg.instance_for_test() as instance:  # persistent: schedules are evaluated against a stored instance
+        keys = materialise_all(settings, instance)
+        yield instance, settings, world, keys
+
+
+def _specs():
+    return list(defs.resolve_all_asset_specs())
+
+
+def test_nothing_is_stale_after_a_full_analysis(analysed):
+    instance, settings, world, keys = analysed
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
+
+
+def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns_only_it(analysed):
+    instance, settings, world, keys = analysed
+    weights = world / "checkpoints" / "checkpoint-4" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4:] = bytes(b ^ 0x55 for b in data[-4:])  # one float of the last tensor: same size, other content
+    weights.write_bytes(bytes(data))
+    stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url)
+    assert set(stale.partitions()) == {"rl-step-000004"}
+    assert set(stale.partitions()["rl-step-000004"]) == JOB_ASSETS
+    assert stale.reasons[("checkpoints", "rl-step-000004")] == ["model files changed"]
+
+    study = StudyResource.from_settings(settings)
+    context = dg.build_schedule_context(instance=instance, resources={"study": study},
+                                        scheduled_execution_time=dt.datetime(2026, 11, 27, 3, tzinfo=dt.timezone.utc))
+    runs = reanalysis_schedule(context)
+    assert [r.partition_key for r in runs] == ["rl-step-000004"]
+    assert {k.to_user_string() for k in runs[0].asset_selection} == JOB_ASSETS
+    before = lakeio.read_partition(settings.lake_url, "rollouts", "checkpoint=rl-step-000002")
+    _execute(instance, settings, runs)
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
+    assert lakeio.read_partition(settings.lake_url, "rollouts", "checkpoint=rl-step-000002").equals(before)
+
+
+def test_a_new_metrics_code_version_makes_only_the_metrics_and_what_reads_them_stale(analysed):
+    instance, settings, world, keys = analysed
+    specs = [s.replace_attributes(code_version="2") if s.key.to_user_string() == "token_shifts" else s
+             for s in _specs()]
+    stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url)
+    assert set(stale.partitions()) == set(keys)
+    for key in keys:
+        assert stale.partitions()[key] == ["token_shifts", "summaries"]
+    assert stale.reasons[("token_shifts", keys[0])] == ["code version 1 -> 2"]
+    assert stale.reasons[("summaries", keys[0])] == ["token_shifts is stale"]
+
+
+def _execute(instance, settings, runs) -> None:
+    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
+    from orchestration.io_manager import LakeIOManager
+
+    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend])
+    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
+    for run in runs:
+        result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=run.partition_key,
+                                selection=[k.to_user_string() for k in run.asset_selection])
+        assert result.success
