@@ -6,6 +6,9 @@ cross   tokens/s of lockstep cross-sampling (compute.cross_sampling, one KV cach
         references on the same prompts and seeds: one model's `generate` (KV cache, no second model) and
         the same lockstep with a decoder that re-encodes the whole prefix every step (no KV cache)
 demo    the demo's seconds per asset on a fresh temporary lake and Dagster instance
+sensor  a real daemon on a temporary instance with the first toy checkpoint analysed: seconds from the
+        second checkpoint's folder landing to its summaries being queryable (split into detection by the
+        sensor, queue and launch, analysis), and how many materialisations the first one got meanwhile
 
 Models: the toy world's base and last RL checkpoint, and a Qwen2.5-1.5B-shaped pair with random weights
 (same code paths; few tokens on CPU).
@@ -134,7 +137,57 @@ def bench_demo() -> None:
     print("demo wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
 
-PARTS = ("paired", "cross", "demo")
+def bench_sensor(interval_s: int = 5) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import dagster as dg
+
+    from orchestration.live import materialisation_counts, materialised_at, start_daemon, stop, wait_for
+
+    world = build_world()
+    first, second = sorted((world / "checkpoints").iterdir(), key=lambda p: int(p.name.split("-")[1]))[:2]
+    keys = [f"rl-step-{int(p.name.split('-')[1]):06d}" for p in (first, second)]
+    job_assets = ["checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples", "cross_scores",
+                  "cross_summaries"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "checkpoints").mkdir()
+        shutil.copytree(first, tmp / "checkpoints" / first.name)
+        env = {**os.environ, "DAGSTER_HOME": str(tmp / "dagster"), "LAKE_URL": str(tmp / "lake"),
+               "CHECKPOINTS_URL": str(tmp / "checkpoints"), "SHIFTLAKE_SENSOR_INTERVAL_S": str(interval_s)}
+        subprocess.run([sys.executable, "-m", "orchestration.cli", "demo"], env=env, check=True, capture_output=True)
+        saved, os.environ["DAGSTER_HOME"] = os.environ.get("DAGSTER_HOME"), env["DAGSTER_HOME"]
+        daemon = start_daemon(env, log_file=tmp / "daemon.log")
+        try:
+            with dg.DagsterInstance.get() as instance:
+                before = materialisation_counts(instance, job_assets, keys[0])
+                time.sleep(interval_s)
+                landed = time.time()
+                shutil.copytree(second, tmp / "checkpoints" / second.name)
+                done = wait_for(lambda: all(materialised_at(instance, a, keys[1]) for a in ("summaries", "cross_summaries"))
+                                and max(materialised_at(instance, a, keys[1]) for a in ("summaries", "cross_summaries")),
+                                timeout=900, what=f"the analysis of {keys[1]}")
+                run = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": keys[1]}))[0]
+                record = instance.get_run_record_by_id(run.run_id)
+                after = materialisation_counts(instance, job_assets, keys[0])
+        finally:
+            stop(daemon)
+            if saved is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = saved
+    created, started = record.create_timestamp.timestamp(), record.start_time
+    print(f"sensor latency, toy world, {keys[1]} landing with {keys[0]} analysed (sensor interval {interval_s} s): "
+          f"summaries queryable after {done - landed:.1f} s = detection {created - landed:.1f} s (two sensor "
+          f"ticks: seen, then unchanged) + queue and launch {started - created:.1f} s + run {done - started:.1f} s; "
+          f"without detection {done - created:.1f} s. {keys[0]} re-materialised meanwhile: "
+          f"{sum(after.values()) - sum(before.values())} asset partitions")
+
+
+PARTS = ("paired", "cross", "demo", "sensor")
 
 
 def main(only: tuple[str, ...] = PARTS) -> None:
@@ -173,6 +226,8 @@ def main(only: tuple[str, ...] = PARTS) -> None:
         del base, rl
     if "demo" in only:
         bench_demo()
+    if "sensor" in only:
+        bench_sensor()
 
 
 if __name__ == "__main__":

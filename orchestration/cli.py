@@ -1,6 +1,7 @@
 """`shiftlake`: the command line.
 
     shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
+    shiftlake demo --live          toy GRPO writes checkpoints while the sensor and daemon analyse them
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
     shiftlake toyworld             build (or find) the toy world and print its folders
     shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
@@ -52,8 +53,11 @@ def cmd_demo(args) -> int:
 
     if args.world:
         os.environ["SHIFTLAKE_TOY_WORLD"] = args.world
-    from orchestration.demo import run_demo
+    from orchestration.demo import run_demo, run_live
 
+    if args.live:
+        run_live(ui=not args.no_ui)
+        return 0
     timings = run_demo()
     print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     return 0
@@ -97,13 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_toyworld)
     p = sub.add_parser("demo", help="run the study end to end on the toy world (or BASE_MODEL)")
     p.add_argument("--world", choices=["default", "small"])
+    p.add_argument("--live", action="store_true",
+                   help="the toy GRPO run writes checkpoints while the sensor picks them up (own lake and instance)")
+    p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")
     p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
                                      "demo stage times")
-    p.add_argument("--only", default="paired,cross,demo", help="parts to run (default: paired,cross,demo)")
+    p.add_argument("--only", default="paired,cross,demo,sensor",
+                   help="parts to run (default: paired,cross,demo,sensor)")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -85,3 +85,67 @@ def run_demo(log=print) -> dict[str, float]:
               'shiftlake sql checkpoint_trend'):
         log(f"  {q}")
     return timings
+
+
+def live_paths(root: Path | None = None) -> dict[str, Path]:
+    """The live demo's own checkpoint folder, lake and instance (under $SHIFTLAKE_LIVE_DIR if set)."""
+    root = root or Path(os.environ.get("SHIFTLAKE_LIVE_DIR") or REPO_ROOT / ".shiftlake" / "live")
+    return {"root": root, "checkpoints": root / "checkpoints", "lake": root / "lake", "dagster": root / "dagster"}
+
+
+def run_live(log=print, ui: bool = True, timeout_s: float = 1800.0, root: Path | None = None) -> dict[str, float]:
+    """`shiftlake demo --live`: the toy GRPO run writes checkpoints into an empty folder while the Dagster
+    daemon (and UI) runs; the checkpoint sensor registers each one and a run analyses it. Prints, per
+    checkpoint, the seconds from its folder appearing to its summaries being queryable; returns them."""
+    import shutil
+    import subprocess
+    import sys
+
+    from compute.checkpoints import discover_checkpoints
+    from orchestration.live import materialised_at, start_daemon, stop
+
+    build_world(log=log)
+    paths = live_paths(root)
+    shutil.rmtree(paths["root"], ignore_errors=True)
+    paths["checkpoints"].mkdir(parents=True)
+    env = {**os.environ, "CHECKPOINTS_URL": str(paths["checkpoints"]), "LAKE_URL": str(paths["lake"]),
+           "DAGSTER_HOME": str(paths["dagster"])}
+    env.setdefault("SHIFTLAKE_SENSOR_INTERVAL_S", "5")
+    for var in ("BASE_MODEL", "PROBLEMS_URL"):  # the toy world's, to match its GRPO run
+        env.pop(var, None)
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    ensure_dagster_home()
+    with dg.DagsterInstance.get():  # create the instance's databases before other processes open them
+        pass
+    writer = subprocess.Popen([sys.executable, "-m", "compute.toyworld.live", str(paths["checkpoints"])], env=env,
+                              start_new_session=True)
+    daemon = start_daemon(env, ui=ui, log_file=paths["root"] / "dagster.log")
+    log(f"toy GRPO writing into {paths['checkpoints']}; Dagster {'UI on http://127.0.0.1:3000 and ' if ui else ''}"
+        f"daemon running (log: {paths['root'] / 'dagster.log'}); sensor every {env['SHIFTLAKE_SENSOR_INTERVAL_S']} s")
+    appeared: dict[str, float] = {}
+    latency: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        with dg.DagsterInstance.get() as instance:
+            while time.monotonic() < deadline:
+                for c in discover_checkpoints(paths["checkpoints"]):
+                    appeared.setdefault(c.key, time.time())
+                for key, t in appeared.items():
+                    done = [materialised_at(instance, a, key) for a in ("summaries", "cross_summaries")]
+                    if key not in latency and all(done):
+                        latency[key] = max(done) - t
+                        log(f"{key}: summaries queryable {latency[key]:.0f} s after its folder appeared")
+                trend_at = materialised_at(instance, "trend")
+                if (writer.poll() is not None and appeared and len(latency) == len(appeared)
+                        and trend_at and trend_at >= max(appeared.values())):
+                    break
+                time.sleep(2)
+            else:
+                raise TimeoutError(f"the live demo did not finish within {timeout_s:.0f} s; see {paths['root']}")
+    finally:
+        stop(daemon)
+        stop(writer)
+    log("")
+    log(lakesql.render(lakesql.run(lakesql.query_text("checkpoint_trend"), str(paths["lake"]))))
+    log(f"live lake: {paths['lake']}    DAGSTER_HOME: {paths['dagster']}")
+    return latency

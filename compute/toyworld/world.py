@@ -100,6 +100,20 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
     return target
 
 
+def train_rl(config: WorldConfig, model, tokenizer, checkpoints: Path, log=lambda *_: None) -> list[float]:
+    """GRPO from `model` (the SFT'd base), writing `checkpoints/checkpoint-<step>/` in place as a trainer
+    does (not atomically: readers must wait until a checkpoint is complete). Returns the mean rewards."""
+
+    def save(step: int) -> None:
+        folder = checkpoints / f"checkpoint-{step}"
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        log(f"wrote {folder}")
+
+    return grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group, config.rl_lr,
+                config.seed + 1, config.max_new_tokens, config.width, save, config.checkpoint_every)
+
+
 def _train(config: WorldConfig, out: Path, log) -> dict:
     tokenizer = build_tokenizer()
     model = new_model(config.hidden, config.layers, config.heads, config.intermediate, config.seed)
@@ -110,16 +124,8 @@ def _train(config: WorldConfig, out: Path, log) -> dict:
     log(f"SFT: {config.sft_steps} steps in {sft_s:.0f} s, final loss {sft_losses[-1]:.3f}")
     model.save_pretrained(out / "base")
     tokenizer.save_pretrained(out / "base")
-
-    def save(step: int) -> None:
-        folder = out / "checkpoints" / f"checkpoint-{step}"
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-
     t0 = time.perf_counter()
-    rewards = grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
-                   config.rl_lr, config.seed + 1, config.max_new_tokens, config.width, save,
-                   config.checkpoint_every)
+    rewards = train_rl(config, model, tokenizer, out / "checkpoints")
     rl_s = time.perf_counter() - t0
     log(f"GRPO: {config.rl_steps} steps in {rl_s:.0f} s, reward {rewards[0]:.2f} -> {rewards[-1]:.2f}")
     with open(out / "problems.jsonl", "w") as f:

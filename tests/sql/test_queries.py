@@ -76,3 +76,15 @@ def test_cli_names_the_fix_for_a_missing_table(tmp_path, capsys):
     assert main(["sql", "SELECT * FROM token_shifts", "--lake", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "token_shifts" in err and "make demo" in err
+
+
+def test_checkpoint_trend_reads_each_checkpoint_by_step(lake):
+    url, keys = lake
+    trend = lakesql.run(lakesql.query_text("checkpoint_trend"), url)
+    assert trend["checkpoint"].to_list() == keys and trend["step"].to_list() == [2, 4]
+    assert trend["js_p99_vs_first"][0] == pytest.approx(1.0)
+    for key in keys:
+        rl = lakeio.read_partition(url, "summaries", f"checkpoint={key}").filter(pl.col("policy") == "rl").row(0, named=True)
+        row = trend.filter(pl.col("checkpoint") == key).row(0, named=True)
+        for col in ("rl_accuracy", "js_p50", "js_p99", "share_js_lt_1e3"):
+            assert row[col] == pytest.approx(rl["accuracy" if col == "rl_accuracy" else col]), col
