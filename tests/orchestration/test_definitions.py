@@ -18,6 +18,12 @@ def test_definitions_load_with_every_asset_and_job():
     assert partitioned == {"checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples",
                            "cross_scores", "cross_summaries"}
     assert isinstance(specs["rollouts"].partitions_def, dg.DynamicPartitionsDefinition)
+    # on by default: new checkpoints are picked up and stale partitions reanalysed without anyone asking
+    for sensor in ("checkpoint_sensor", "trend_automation"):
+        assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
+    schedule = defs.resolve_schedule_def("reanalysis_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.cron_schedule == "0 3 * * *"
+    assert specs["trend"].automation_condition is not None
     assert specs["rollouts"].partitions_def.name == "checkpoints"
 
 
