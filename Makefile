@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 
-.PHONY: install demo test ui bench clean
+.PHONY: install demo test ui bench clean s3-up s3-down
 
 install: $(STAMP)
 
@@ -27,6 +27,13 @@ ui: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/shiftlake bench
+
+# a local SeaweedFS S3 server (data in .shiftlake/s3/); prints the environment and writes infra/s3.env
+s3-up: $(STAMP)
+	$(PY) infra/s3local.py up
+
+s3-down: $(STAMP)
+	$(PY) infra/s3local.py down
 
 clean:
 	rm -rf lake .shiftlake/dagster

@@ -3,13 +3,22 @@
     <lake>/<table>/<column>=<value>/data.parquet
 
 One writer, one reader, one URL resolver. A partition is written to a hidden temporary file in its
-folder and renamed over `data.parquet`, so a reader sees the old file or the new one, never half of one.
+folder and renamed over `data.parquet` (on S3: one complete object copied over the other), so a reader
+sees the old file or the new one, never half of one. Leftover temporary files of killed writers are
+never read and are removed by the partition's next successful write (one writer per partition at a
+time, as Dagster runs it).
+
+S3 (`s3://bucket/prefix`): the endpoint comes from AWS_ENDPOINT_URL (unset: AWS), credentials from the
+usual AWS variables. Transient errors are retried with backoff; a store that stays down fails with
+`LakeUnavailable` naming the endpoint, table and partition. Credentials never appear in messages.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import fsspec
@@ -27,9 +36,68 @@ def resolve_lake_url(url: str | None = None) -> str:
     return str(Path(url.removeprefix("file://")).expanduser().resolve())
 
 
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)  # between attempts; then the error is final
+
+
+class LakeUnavailable(OSError):
+    """The lake's store did not answer or refused, after retries."""
+
+
+def endpoint(lake_url: str) -> str:
+    if lake_url.startswith(("s3://", "s3a://")):
+        return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
+    return "local filesystem"
+
+
 def filesystem(lake_url: str) -> fsspec.AbstractFileSystem:
-    fs, _ = fsspec.core.url_to_fs(lake_url)
+    options = {}
+    if lake_url.startswith(("s3://", "s3a://")):
+        options = {"config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                                     "retries": {"max_attempts": 2, "mode": "standard"}}}
+        if endpoint(lake_url) != "AWS S3":
+            options["endpoint_url"] = endpoint(lake_url)
+        if os.environ.get("AWS_ACCESS_KEY_ID"):  # explicit, so changed keys give another (cached) filesystem
+            options.update(key=os.environ["AWS_ACCESS_KEY_ID"], secret=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+                           token=os.environ.get("AWS_SESSION_TOKEN"))
+    fs, _ = fsspec.core.url_to_fs(lake_url, **options)
     return fs
+
+
+def _redact(text: str) -> str:
+    for var in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"):
+        if value := os.environ.get(var):
+            text = text.replace(value, "***")
+    return text
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another attempt: connection trouble and server errors, not missing files or refusals."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    return isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "Connect" in type(exc).__name__ \
+        or "Endpoint" in type(exc).__name__
+
+
+def with_retries(lake_url: str, what: str, action: Callable):
+    """`action()`, retried with backoff on transient errors of a remote store; final errors name the store
+    and `what`. Local paths get one attempt and their own errors."""
+    if "://" not in lake_url:
+        return action()
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        try:
+            return action()
+        except PermissionError as e:
+            raise LakeUnavailable(f"{endpoint(lake_url)} refused {what}: {_redact(str(e))}. Check "
+                                  "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and the bucket's policy).") from None
+        except Exception as e:
+            if delay is None or not _transient(e):
+                if not _transient(e):
+                    raise
+                raise LakeUnavailable(
+                    f"the lake at {endpoint(lake_url)} did not answer while {what}, after {attempt + 1} attempts "
+                    f"({type(e).__name__}: {_redact(str(e))}). Start it (make s3-up for the local SeaweedFS) "
+                    "or point LAKE_URL elsewhere; what was already written is unchanged.") from None
+            time.sleep(delay)
 
 
 def partition_dir(lake_url: str, table: str, partition: str) -> str:
@@ -40,33 +108,61 @@ def write_partition(lake_url: str, table: str, partition: str, frame: pl.DataFra
     """Write `frame` as the whole content of one partition, atomically replacing what was there."""
     fs = filesystem(lake_url)
     folder = partition_dir(lake_url, table, partition)
-    try:
+    tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}.parquet.part"
+
+    def write() -> None:
         fs.makedirs(folder, exist_ok=True)
-        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}.parquet.part"
         with fs.open(tmp, "wb") as f:
             pq.write_table(frame.to_arrow(), f, compression="zstd")
         fs.mv(tmp, f"{folder}/{DATA_FILE}")
+
+    try:
+        with_retries(lake_url, f"writing table {table!r} partition {partition or '-'}", write)
+    except LakeUnavailable:
+        raise
     except OSError as e:
         raise OSError(
-            f"cannot write table {table!r} to {folder}: {e.strerror or e}. "
+            f"cannot write table {table!r} to {folder}: {_redact(str(e.strerror or e))}. "
             "Point LAKE_URL at a folder or bucket you can write to."
-        ) from e
+        ) from None
+    _remove_leftovers(fs, folder)
     return f"{folder}/{DATA_FILE}"
+
+
+TMP_PREFIX = ".tmp-"
+
+
+def _remove_leftovers(fs: fsspec.AbstractFileSystem, folder: str) -> None:
+    """Temporary files of writers that died before their rename (never read by anyone)."""
+    try:
+        for path in fs.ls(folder, detail=False):
+            if Path(path).name.startswith(TMP_PREFIX):
+                fs.rm(path)
+    except OSError:
+        pass  # best effort: the next write tries again
 
 
 def read_partition(lake_url: str, table: str, partition: str) -> pl.DataFrame:
     path = f"{partition_dir(lake_url, table, partition)}/{DATA_FILE}"
     fs = filesystem(lake_url)
-    if not fs.exists(path):
+
+    def read() -> pl.DataFrame:
+        with fs.open(path, "rb") as f:
+            return pl.from_arrow(pq.read_table(f))
+
+    try:
+        return with_retries(lake_url, f"reading table {table!r} partition {partition or '-'}", read)
+    except FileNotFoundError:
         raise FileNotFoundError(f"table {table!r} has no partition {partition!r} in the lake ({path}); "
-                                "materialise it first")
-    with fs.open(path, "rb") as f:
-        return pl.from_arrow(pq.read_table(f))
+                                "materialise it first") from None
 
 
 def list_partitions(lake_url: str, table: str) -> list[str]:
     fs = filesystem(lake_url)
     root = f"{resolve_lake_url(lake_url)}/{table}"
-    if not fs.exists(root):
-        return []
-    return sorted(Path(p).name for p in fs.ls(root, detail=False) if fs.exists(f"{p}/{DATA_FILE}"))
+
+    def listed() -> list[str]:
+        fs.invalidate_cache()
+        return sorted(Path(p).parent.name for p in fs.glob(f"{root}/*/{DATA_FILE}"))
+
+    return with_retries(lake_url, f"listing table {table!r}", listed)

@@ -4,6 +4,7 @@ from it through real Dagster runs (ephemeral instance, temporary lake folder).""
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +27,7 @@ def small_world(world_root) -> Path:
     return build_world(SMALL, root=world_root, log=lambda *_: None)
 
 
-def study_settings(world: Path, lake: Path, **overrides) -> Settings:
+def study_settings(world: Path, lake: Path | str, **overrides) -> Settings:
     return dataclasses.replace(
         Settings(lake_url=str(lake), base_model=str(world / "base"), checkpoints_url=str(world / "checkpoints"),
                  problems_url=str(world / "problems.jsonl")),
@@ -61,9 +62,33 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
 
 
 @pytest.fixture(scope="session")
-def lake(small_world, tmp_path_factory) -> tuple[str, list[str]]:
-    """(lake URL, checkpoint keys) of a lake holding every table of the small world."""
-    settings = study_settings(small_world, tmp_path_factory.mktemp("lake"))
+def s3_server(tmp_path_factory):
+    """A real SeaweedFS S3 server on free ports for the session, its credentials in the environment
+    (as `make s3-up` prints them); stopped at the end (SIGTERM, SIGKILL after 30 s)."""
+    from infra import s3local
+
+    state = tmp_path_factory.mktemp("s3")
+    server = s3local.start(state=state, identities=state / "identities.json")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in server.env.items():
+            if k != "LAKE_URL":
+                mp.setenv(k, v)
+        try:
+            yield server
+        finally:
+            s3local.stop_process(server.process)
+
+
+@pytest.fixture(scope="session", params=["local", "s3"])
+def lake(request, small_world, tmp_path_factory) -> tuple[str, list[str]]:
+    """(lake URL, checkpoint keys) of a lake holding every table of the small world: once in a local
+    folder, once on the live SeaweedFS S3 server (every test that reads it runs on both)."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_server")
+        location = f"s3://shiftlake/test-{uuid.uuid4().hex[:8]}"
+    else:
+        location = tmp_path_factory.mktemp("lake")
+    settings = study_settings(small_world, location)
     with dg.DagsterInstance.ephemeral() as instance:
         keys = materialise_all(settings, instance)
     return settings.lake_url, keys
