@@ -1,15 +1,20 @@
-"""Finding RL checkpoints in a folder and naming them.
+"""Finding RL checkpoints in a folder (local, or an S3 prefix) and naming them; telling complete ones.
 
 Recognises TRL / HF Trainer `checkpoint-<step>/`, verl `global_step_<n>/actor[/huggingface]/` and any
 folder holding `config.json` plus weights. Keys are readable and safe as partition keys and path parts.
+Local folders and `s3://` prefixes go through the same fsspec code; only the URL differs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import struct
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+
+from compute.lake import filesystem
 
 _STEP = re.compile(r"(?:checkpoint-|global_step_)(\d+)$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -22,9 +27,26 @@ class Checkpoint:
     step: int | None
 
 
-def has_weights(folder: Path) -> bool:
-    return (folder / "config.json").exists() and any(
-        p.suffix in (".safetensors", ".bin") for p in folder.iterdir() if p.is_file())
+def _fs(url: str):
+    fs = filesystem(url)
+    fs.invalidate_cache()  # a sensor tick must see what is there now, not a cached listing
+    return fs, url.rstrip("/")
+
+
+def _url(fs, path: str, like: str) -> str:
+    """`path` as returned by `fs`, written like `like` (with its protocol when it had one)."""
+    return fs.unstrip_protocol(path) if "://" in like else path
+
+
+def _files(fs, folder: str) -> dict[str, dict]:
+    """The files directly in `folder`: name -> fsspec info."""
+    return {i["name"].rstrip("/").rsplit("/", 1)[-1]: i for i in fs.ls(folder, detail=True) if i["type"] == "file"}
+
+
+def has_weights(folder: str) -> bool:
+    fs, folder = _fs(folder)
+    names = set(_files(fs, folder)) if fs.isdir(folder) else set()
+    return "config.json" in names and any(n.endswith((".safetensors", ".bin")) for n in names)
 
 
 def checkpoint_key(name: str, step: int | None) -> str:
@@ -36,27 +58,31 @@ def checkpoint_key(name: str, step: int | None) -> str:
     return f"rl-{safe or 'unnamed'}"
 
 
-def _model_folder(folder: Path) -> Path | None:
-    for candidate in (folder, folder / "actor" / "huggingface", folder / "actor"):
-        if candidate.is_dir() and has_weights(candidate):
+def _model_folder(folder: str) -> str | None:
+    for candidate in (folder, f"{folder}/actor/huggingface", f"{folder}/actor"):
+        if has_weights(candidate):
             return candidate
     return None
 
 
-def discover_checkpoints(root: str | Path) -> list[Checkpoint]:
+def discover_checkpoints(root: str) -> list[Checkpoint]:
     """Every model folder directly under `root`, ordered by step (unnamed steps last, by name)."""
-    root = Path(root)
-    if not root.is_dir():
+    fs, root = _fs(str(root))
+    if not fs.isdir(root):
         raise FileNotFoundError(f"checkpoint folder {root} does not exist; set CHECKPOINTS_URL to the folder "
                                 "your trainer writes checkpoints into")
     found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for info in sorted(fs.ls(root, detail=True), key=lambda i: i["name"]):
+        if info["type"] != "directory":
+            continue
+        folder = _url(fs, info["name"].rstrip("/"), root)
         model = _model_folder(folder)
         if model is None:
             continue
-        m = _STEP.search(folder.name)
+        name = folder.rsplit("/", 1)[-1]
+        m = _STEP.search(name)
         step = int(m.group(1)) if m else None
-        found.append(Checkpoint(checkpoint_key(folder.name, step), str(model), step))
+        found.append(Checkpoint(checkpoint_key(name, step), model, step))
     return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.key))
 
 
@@ -64,62 +90,55 @@ MARKERS = ("COMPLETE", ".complete", "_SUCCESS")  # written by a trainer when a c
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 
 
-def listing(path: str | Path) -> dict[str, tuple[int, int]]:
-    """Every file under a model folder: relative name -> (size, mtime_ns). Cheap: no byte is read."""
-    root = Path(path)
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+def listing(path: str) -> dict[str, tuple[int, str]]:
+    """Every file under a model folder: relative name -> (size, version: mtime, or the object's ETag on S3).
+    Cheap: no byte is read."""
+    fs, root = _fs(str(path))
+    prefix = len(fs._strip_protocol(root).rstrip("/")) + 1
+    return {name[prefix:]: (int(info["size"]), str(info.get("ETag") or info.get("mtime") or info.get("LastModified")))
+            for name, info in sorted(fs.find(root, detail=True).items())}
 
 
-def listing_fingerprint(path: str | Path) -> str:
-    import hashlib
-    import json
-
+def listing_fingerprint(path: str) -> str:
     return hashlib.sha256(json.dumps(sorted(listing(path).items())).encode()).hexdigest()[:16]
 
 
-def has_marker(path: str | Path) -> bool:
-    return any((Path(path) / m).exists() for m in MARKERS)
+def has_marker(path: str) -> bool:
+    fs, root = _fs(str(path))
+    return any(fs.exists(f"{root}/{m}") for m in MARKERS)
 
 
-def incomplete_reason(path: str | Path) -> str | None:
+def incomplete_reason(path: str) -> str | None:
     """Why a model folder cannot be analysed yet (None: complete): config, every weight shard named in a
-    safetensors index (each with a readable header), tokenizer files."""
-    import json
-
-    root = Path(path)
+    safetensors index (each whole: header and every tensor it lists), tokenizer files."""
+    fs, root = _fs(str(path))
+    files = _files(fs, root)
     try:
-        json.loads((root / "config.json").read_text())
+        json.loads(fs.cat_file(f"{root}/config.json"))
     except (OSError, ValueError) as exc:
         return f"config.json unreadable ({type(exc).__name__})"
-    index = root / "model.safetensors.index.json"
-    if index.exists():
+    if "model.safetensors.index.json" in files:
         try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            shards = sorted(set(json.loads(fs.cat_file(f"{root}/model.safetensors.index.json"))["weight_map"].values()))
         except (OSError, ValueError, KeyError):
             return "model.safetensors.index.json unreadable"
     else:
-        shards = [p.name for p in root.glob("*.safetensors")] or [p.name for p in root.glob("*.bin")]
+        shards = sorted(n for n in files if n.endswith(".safetensors")) or sorted(n for n in files if n.endswith(".bin"))
     if not shards:
         return "no weight files"
     for shard in shards:
-        f = root / shard
-        if not f.exists():
+        if shard not in files:
             return f"weight shard {shard} missing"
-        if f.suffix == ".safetensors" and not _safetensors_whole(f):
+        if shard.endswith(".safetensors") and not _safetensors_whole(fs, f"{root}/{shard}", int(files[shard]["size"])):
             return f"weight shard {shard} truncated or unreadable"
-    if not any((root / t).exists() for t in TOKENIZER_FILES) or not (root / "tokenizer_config.json").exists():
+    if not any(t in files for t in TOKENIZER_FILES) or "tokenizer_config.json" not in files:
         return "tokenizer files missing"
     return None
 
 
-def _safetensors_whole(f: Path) -> bool:
+def _safetensors_whole(fs, path: str, size: int) -> bool:
     """The file holds its whole header and every tensor the header lists (reads the header only)."""
-    import json
-    import struct
-
-    size = f.stat().st_size
-    with open(f, "rb") as fh:
+    with fs.open(path, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8 or 8 + (n := struct.unpack("<Q", head)[0]) > size:
             return False

@@ -1,7 +1,9 @@
 """The one model loader: a Hugging Face causal LM folder -> (model, tokenizer), plus the hashes that
 identify a checkpoint's content and its tokenizer.
 
-Device auto: CUDA with bf16 where present, CPU float32 otherwise.
+Device auto: CUDA with bf16 where present, CPU float32 otherwise. A model on S3 (`s3://...`) is fetched
+once into a local cache keyed by its listing (names, sizes, ETags: the objects' content hashes), so a
+changed checkpoint is fetched again and an unchanged one never.
 """
 
 from __future__ import annotations
@@ -32,8 +34,37 @@ class LoadedModel:
     tokenizer: object
 
 
+def cache_root() -> Path:
+    import os
+
+    from compute.toyworld.world import REPO_ROOT
+
+    return Path(os.environ.get("SHIFTLAKE_CACHE", REPO_ROOT / ".shiftlake")) / "models"
+
+
+def local_copy(uri: str | Path) -> Path:
+    """A local folder holding the model at `uri`: the folder itself, or a cached copy of a remote one."""
+    uri = str(uri)
+    if "://" not in uri:
+        return Path(uri)
+    import shutil
+
+    from compute.checkpoints import listing_fingerprint
+    from compute.lake import filesystem
+
+    target = cache_root() / listing_fingerprint(uri)
+    if not (target / ".fetched").exists():
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        filesystem(uri).get(uri.rstrip("/") + "/", str(staging), recursive=True)
+        (staging / ".fetched").write_text(uri)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
 def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
-    path = Path(path)
+    path = local_copy(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no model at {path}: expected a save_pretrained folder with config.json. "
                                 "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders, or build the "
@@ -49,7 +80,7 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
 def content_hash(path: str | Path) -> str:
     """sha256 over the names and bytes of a model folder's config, weight and tokenizer files."""
     h = hashlib.sha256()
-    root = Path(path)
+    root = local_copy(path)
     for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in CONTENT_SUFFIXES):
         h.update(str(f.relative_to(root)).encode())
         with open(f, "rb") as fh:

@@ -6,6 +6,8 @@ cross   tokens/s of lockstep cross-sampling (compute.cross_sampling, one KV cach
         references on the same prompts and seeds: one model's `generate` (KV cache, no second model) and
         the same lockstep with a decoder that re-encodes the whole prefix every step (no KV cache)
 demo    the demo's seconds per asset on a fresh temporary lake and Dagster instance
+s3      the demo's wall time with the lake in a local folder and on S3 (the server in AWS_ENDPOINT_URL, else
+        a temporary SeaweedFS), one after the other, and the js_percentiles query's latency on both lakes
 sensor  a real daemon on a temporary instance with the first toy checkpoint analysed: seconds from the
         second checkpoint's folder landing to its summaries being queryable (split into detection by the
         sensor, queue and launch, analysis), and how many materialisations the first one got meanwhile
@@ -187,7 +189,52 @@ def bench_sensor(interval_s: int = 5) -> None:
           f"{sum(after.values()) - sum(before.values())} asset partitions")
 
 
-PARTS = ("paired", "cross", "demo", "sensor")
+def bench_s3(repeats: int = 5) -> None:
+    import statistics
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from compute import lakesql
+
+    server = None
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from infra import s3local
+
+        state = Path(tempfile.mkdtemp(prefix="shiftlake-s3-"))
+        server = s3local.start(state=state, identities=state / "identities.json")
+        os.environ.update({k: v for k, v in server.env.items() if k != "LAKE_URL"})
+    build_world()
+    walls, latency = {}, {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            lakes = {"local": os.path.join(tmp, "lake"), "s3": f"s3://shiftlake/bench-{os.getpid()}"}
+            for name, url in lakes.items():
+                env = {**os.environ, "LAKE_URL": url, "DAGSTER_HOME": os.path.join(tmp, f"dagster-{name}")}
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "orchestration.cli", "demo"], env=env, check=True,
+                               capture_output=True)
+                walls[name] = time.perf_counter() - t
+            query = lakesql.query_text("js_percentiles")
+            for name, url in lakes.items():
+                lakesql.run(query, url)  # warm: imports, filesystem objects
+                times = []
+                for _ in range(repeats):
+                    t = time.perf_counter()
+                    lakesql.run(query, url)
+                    times.append(time.perf_counter() - t)
+                latency[name] = statistics.median(times)
+    finally:
+        if server is not None:
+            s3local.stop_process(server.process)
+    print(f"demo wall time (toy world cached, every asset of 4 checkpoints): local {walls['local']:.1f} s, "
+          f"S3 ({os.environ['AWS_ENDPOINT_URL']}) {walls['s3']:.1f} s, ratio S3/local {walls['s3'] / walls['local']:.2f}")
+    print(f"js_percentiles query, median of {repeats} (views built on each connection): local "
+          f"{latency['local'] * 1000:.0f} ms, S3 {latency['s3'] * 1000:.0f} ms")
+
+
+PARTS = ("paired", "cross", "demo", "sensor", "s3")
 
 
 def main(only: tuple[str, ...] = PARTS) -> None:
@@ -228,6 +275,8 @@ def main(only: tuple[str, ...] = PARTS) -> None:
         bench_demo()
     if "sensor" in only:
         bench_sensor()
+    if "s3" in only:
+        bench_s3()
 
 
 if __name__ == "__main__":

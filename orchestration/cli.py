@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
                                      "demo stage times")
-    p.add_argument("--only", default="paired,cross,demo,sensor",
-                   help="parts to run (default: paired,cross,demo,sensor)")
+    p.add_argument("--only", default="paired,cross,demo,sensor,s3",
+                   help="parts to run (default: paired,cross,demo,sensor,s3)")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from functools import lru_cache
-from pathlib import Path
 
 import dagster as dg
 
 from compute import study as studies
+from compute.checkpoints import listing_fingerprint
 from compute.cross_sampling import CrossGrid, parse_eps
 from compute.models import LoadedModel, load_model
 from compute.paired import PairedParams
@@ -76,11 +76,12 @@ class StudyResource(dg.ConfigurableResource):
         return _cached_model(path, _folder_stamp(path))
 
 
-def _folder_stamp(path: str) -> tuple:
-    root = Path(path)
-    if not root.is_dir():
-        return ()
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()))
+def _folder_stamp(path: str) -> str:
+    """Names, sizes and versions of the model's files: a changed folder (local or S3) is loaded again."""
+    try:
+        return listing_fingerprint(path)
+    except FileNotFoundError:
+        return ""
 
 
 @lru_cache(maxsize=2)
