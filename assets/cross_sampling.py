@@ -4,6 +4,7 @@ verdicts on those responses, and accuracy against the share of switched tokens p
 import dagster as dg
 import polars as pl
 
+from assets import checks
 from compute import study as studies
 from compute.summaries import cross_summarise, markdown_table
 from orchestration.partitions import checkpoints_partitions
@@ -12,21 +13,25 @@ from orchestration.resources import StudyResource
 HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "gap_moved"]
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+          check_specs=checks.specs("cross_samples"))
 def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
-                  base_model: pl.DataFrame, checkpoints: pl.DataFrame) -> pl.DataFrame:
+                  base_model: pl.DataFrame, checkpoints: pl.DataFrame):
     """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
     plus the random control at each js run's budget."""
     cfg = study.settings()
     base, rl = study.model(base_model["uri"][0]), study.model(checkpoints["uri"][0])
-    return studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
-                                 cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size)
+    frame = studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
+                                  cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size)
+    yield from checks.output_and_checks("cross_samples", frame)
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)
-def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame) -> pl.DataFrame:
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
+          check_specs=checks.specs("cross_scores"))
+def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame):
     """Verdicts on every cross sample, by the same verifiers as the rollouts' scores."""
-    return study.score(cross_samples, problems, studies.CROSS_KEYS)
+    yield from checks.output_and_checks("cross_scores", study.score(cross_samples, problems, studies.CROSS_KEYS),
+                                        {"cross_samples": cross_samples})
 
 
 @dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)

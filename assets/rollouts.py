@@ -3,6 +3,7 @@
 import dagster as dg
 import polars as pl
 
+from assets import checks
 from compute import study as studies
 from orchestration.io_manager import PARTITION, TABLE
 from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
@@ -16,14 +17,16 @@ def _sample(study: StudyResource, uri: str, problems: pl.DataFrame, checkpoint: 
 
 
 @dg.asset(code_version="1", group_name="base", kinds={"pytorch"},
-          metadata={TABLE: "rollouts", PARTITION: BASE_PARTITION})
-def base_rollouts(study: StudyResource, problems: pl.DataFrame, base_model: pl.DataFrame) -> pl.DataFrame:
+          metadata={TABLE: "rollouts", PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_rollouts"))
+def base_rollouts(study: StudyResource, problems: pl.DataFrame, base_model: pl.DataFrame):
     """The base policy's responses, computed once and reused by every checkpoint."""
-    return _sample(study, base_model["uri"][0], problems, "base", "base")
+    yield from checks.output_and_checks("rollouts", _sample(study, base_model["uri"][0], problems, "base", "base"))
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+          check_specs=checks.specs("rollouts"))
 def rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
-             checkpoints: pl.DataFrame) -> pl.DataFrame:
+             checkpoints: pl.DataFrame):
     """One RL checkpoint's responses, from the same per-rollout seeds as the base's."""
-    return _sample(study, checkpoints["uri"][0], problems, context.partition_key, "rl")
+    yield from checks.output_and_checks("rollouts", _sample(study, checkpoints["uri"][0], problems,
+                                                            context.partition_key, "rl"))

@@ -3,15 +3,18 @@
 import dagster as dg
 import polars as pl
 
+from assets import checks
 from compute import study as studies
 from orchestration.partitions import checkpoints_partitions
 from orchestration.resources import StudyResource
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+          check_specs=checks.specs("token_shifts"))
 def token_shifts(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame,
-                 checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame, rollouts: pl.DataFrame) -> pl.DataFrame:
+                 checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame, rollouts: pl.DataFrame):
     """Teacher-forced paired pass of base and RL over the base's and this checkpoint's rollouts."""
     base, rl = study.model(base_model["uri"][0]), study.model(checkpoints["uri"][0])
     both = pl.concat([base_rollouts, rollouts], how="vertical_relaxed")
-    return studies.token_shifts(base, rl, both, context.partition_key, study.paired())
+    frame = studies.token_shifts(base, rl, both, context.partition_key, study.paired())
+    yield from checks.output_and_checks("token_shifts", frame, {"rollouts": both}, vocab=len(base.tokenizer))

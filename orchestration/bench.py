@@ -8,6 +8,7 @@ cross   tokens/s of lockstep cross-sampling (compute.cross_sampling, one KV cach
 demo    the demo's seconds per asset on a fresh temporary lake and Dagster instance
 s3      the demo's wall time with the lake in a local folder and on S3 (the server in AWS_ENDPOINT_URL, else
         a temporary SeaweedFS), one after the other, and the js_percentiles query's latency on both lakes
+checks  the data-quality checks' time as a share of their assets' own time, on a fresh demo lake
 sensor  a real daemon on a temporary instance with the first toy checkpoint analysed: seconds from the
         second checkpoint's folder landing to its summaries being queryable (split into detection by the
         sensor, queue and launch, analysis), and how many materialisations the first one got meanwhile
@@ -129,14 +130,38 @@ def bench_cross(label: str, base, rl, prompts: list[list[int]], params: Sampling
     print(line)
 
 
-def bench_demo() -> None:
+def bench_demo(checks: bool = False) -> None:
     from orchestration.demo import run_demo
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LAKE_URL"] = os.path.join(tmp, "lake")
         os.environ["DAGSTER_HOME"] = os.path.join(tmp, "dagster")
         timings = run_demo(log=lambda *_: None)
-    print("demo wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        print("demo wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+        if checks:
+            _check_share(os.environ["LAKE_URL"], timings)
+
+
+ASSETS_OF = {"problems": ["problems"], "rollouts": ["base_rollouts", "rollouts"], "token_shifts": ["token_shifts"],
+             "scores": ["base_scores", "scores"], "cross_samples": ["cross_samples"], "cross_scores": ["cross_scores"]}
+
+
+def _check_share(lake_url: str, timings: dict[str, float]) -> None:
+    """Check seconds per table (run again over the lake) against the assets' step seconds minus the checks
+    they ran inside them."""
+    from compute.quality import check_lake
+
+    seconds: dict[str, float] = {}
+    for _, result in check_lake(lake_url):
+        seconds[result.table] = seconds.get(result.table, 0.0) + result.metadata["seconds"]
+    parts, total_check, total_asset = [], 0.0, 0.0
+    for table, check_s in seconds.items():
+        step_s = sum(timings.get(f"asset {a}", 0.0) for a in ASSETS_OF[table])
+        own = max(step_s - check_s, 1e-9)
+        parts.append(f"{table} {check_s:.2f} s / {own:.2f} s = {check_s / own:.0%}")
+        total_check, total_asset = total_check + check_s, total_asset + own
+    print("data-quality checks vs their assets' own time: " + "; ".join(parts)
+          + f"; all checked assets {total_check:.1f} s / {total_asset:.1f} s = {total_check / total_asset:.1%}")
 
 
 def bench_sensor(interval_s: int = 5) -> None:
@@ -234,7 +259,7 @@ def bench_s3(repeats: int = 5) -> None:
           f"{latency['local'] * 1000:.0f} ms, S3 {latency['s3'] * 1000:.0f} ms")
 
 
-PARTS = ("paired", "cross", "demo", "sensor", "s3")
+PARTS = ("paired", "cross", "demo", "checks", "sensor", "s3")
 
 
 def main(only: tuple[str, ...] = PARTS) -> None:
@@ -271,8 +296,8 @@ def main(only: tuple[str, ...] = PARTS) -> None:
             bench_cross(f"Qwen2.5-1.5B-shaped random pair ({device}, {base.dtype}, prompt {prompt_len})", base,
                         rl, prompts, SamplingParams(max_new_tokens=new), eos_id=eos, pad_id=0)
         del base, rl
-    if "demo" in only:
-        bench_demo()
+    if "demo" in only or "checks" in only:
+        bench_demo(checks="checks" in only)
     if "sensor" in only:
         bench_sensor()
     if "s3" in only:

@@ -1,6 +1,7 @@
 """`shiftlake`: the command line.
 
     shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
+    shiftlake check                every data-quality check on the lake (LAKE_URL); exits 1 naming failures
     shiftlake demo --live          toy GRPO writes checkpoints while the sensor and daemon analyse them
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
     shiftlake toyworld             build (or find) the toy world and print its folders
@@ -63,6 +64,23 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from compute.lake import resolve_lake_url
+    from compute.quality import check_lake
+
+    url = resolve_lake_url(args.lake)
+    results = check_lake(url)
+    failed = [(p, r) for p, r in results if not r.passed]
+    for partition, r in results:
+        where = f"{r.table}[{partition}]" if partition else r.table
+        print(f"{'ok  ' if r.passed else 'FAIL'} {where}.{r.check}" + ("" if r.passed else ": " + "; ".join(r.failures)))
+    if not results:
+        print(f"no table to check in {url}: materialise the assets first (make demo)", file=sys.stderr)
+        return 1
+    print(f"{len(results) - len(failed)} of {len(results)} checks passed on {url}")
+    return 1 if failed else 0
+
+
 def cmd_bench(args) -> int:
     from orchestration.bench import main as bench
 
@@ -105,13 +123,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="the toy GRPO run writes checkpoints while the sensor picks them up (own lake and instance)")
     p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
+    p.add_argument("--lake", help="lake URL (default: LAKE_URL)")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")
     p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
                                      "demo stage times")
-    p.add_argument("--only", default="paired,cross,demo,sensor,s3",
-                   help="parts to run (default: paired,cross,demo,sensor,s3)")
+    p.add_argument("--only", default="paired,cross,demo,checks,sensor,s3",
+                   help="parts to run (default: paired,cross,demo,checks,sensor,s3)")
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)

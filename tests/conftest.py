@@ -31,8 +31,8 @@ def study_settings(world: Path, lake: Path | str, **overrides) -> Settings:
     return dataclasses.replace(
         Settings(lake_url=str(lake), base_model=str(world / "base"), checkpoints_url=str(world / "checkpoints"),
                  problems_url=str(world / "problems.jsonl")),
-        samples_per_problem=2, max_new_tokens=40, batch_size=8, chunk_tokens=64,
-        **{"cross_eps_js": "-inf,0.01,0.1,inf", **overrides})
+        **{"samples_per_problem": 2, "max_new_tokens": 40, "batch_size": 8, "chunk_tokens": 64,
+           "cross_eps_js": "-inf,0.01,0.1,inf", **overrides})
 
 
 CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples", "cross_scores",
@@ -53,10 +53,14 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
     base = dg.materialize(all_assets, instance=instance, resources=resources,
                           selection=["problems", "base_model", "base_rollouts", "base_scores"])
     assert base.success
+    evaluations = base.get_asset_check_evaluations()
+    assert len(evaluations) == 6 and all(e.passed for e in evaluations)  # the data-quality checks ran and passed
     for key in keys:
         result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=key,
                                 selection=CHECKPOINT_ASSETS)
         assert result.success
+        evaluations = result.get_asset_check_evaluations()
+        assert len(evaluations) == 10 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
     assert dg.materialize(all_assets, instance=instance, resources=resources, selection=["trend"]).success
     return keys
 

@@ -30,3 +30,49 @@ def test_tokenizer_mismatch_fails_the_checkpoint_and_keeps_the_lake(small_world,
         "checkpoint=rl-step-000002", "checkpoint=rl-step-000004"]
     assert lakeio.list_partitions(settings.lake_url, "checkpoints") == [
         "checkpoint=base", "checkpoint=rl-step-000002", "checkpoint=rl-step-000004"]
+
+
+def _nan_weights(folder):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with __import__("torch").no_grad():
+        model.model.norm.weight[0] = float("nan")
+    model.save_pretrained(folder)
+
+
+def _missing_shard(folder):
+    (folder / "model.safetensors.index.json").write_text(
+        '{"metadata": {}, "weight_map": {"a": "model.safetensors", "b": "model-00002-of-00002.safetensors"}}')
+
+
+def _truncated(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) - 100])
+
+
+def _bad_config(folder):
+    (folder / "config.json").write_text("{not json")
+
+
+@pytest.mark.parametrize("corrupt,message", [
+    (_missing_shard, "weight shard model-00002-of-00002.safetensors missing"),
+    (_truncated, "weight shard model.safetensors truncated or unreadable"),
+    (_bad_config, "config.json unreadable"),
+    (_nan_weights, "produces NaN/inf logits"),
+])
+def test_a_corrupt_checkpoint_fails_clearly_and_keeps_the_lake(small_world, tmp_path, corrupt, message):
+    """Each corruption: the `checkpoints` asset fails with one error naming the checkpoint, the problem and
+    the fix; the analysed checkpoint's rows stay, and the bad one writes nothing."""
+    world = tmp_path / "world"
+    shutil.copytree(small_world, world)
+    shutil.rmtree(world / "checkpoints" / "checkpoint-4")
+    bad = world / "checkpoints" / "checkpoint-6"
+    shutil.copytree(world / "checkpoints" / "checkpoint-2", bad)
+    corrupt(bad)
+    settings = study_settings(world, tmp_path / "lake")
+    with dg.DagsterInstance.ephemeral() as instance, pytest.raises(Exception) as caught:
+        materialise_all(settings, instance)
+    assert message in str(caught.value) and str(bad) in str(caught.value)
+    assert lakeio.list_partitions(settings.lake_url, "checkpoints") == ["checkpoint=base", "checkpoint=rl-step-000002"]
+    assert lakeio.list_partitions(settings.lake_url, "token_shifts") == ["checkpoint=rl-step-000002"]
