@@ -43,6 +43,10 @@ def test_tokenizer_mismatch_names_both_paths(small_world, tmp_path):
     check_same_tokenizer("a", base, "b", AutoTokenizer.from_pretrained(small_world / "base"))
     with pytest.raises(TokenizerMismatch, match=r"vocabulary.*/base/a.*/ckpt/b"):
         check_same_tokenizer("/base/a", base, "/ckpt/b", other)
+    same_vocab = AutoTokenizer.from_pretrained(small_world / "base")
+    same_vocab.eos_token = same_vocab.convert_ids_to_tokens(5)  # same ids, another end of sequence
+    with pytest.raises(TokenizerMismatch, match=r"special tokens.*/base/a.*/ckpt/c"):
+        check_same_tokenizer("/base/a", base, "/ckpt/c", same_vocab)
 
 
 def _jsonl(path, rows):
