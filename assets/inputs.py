@@ -1,5 +1,6 @@
 """Inputs of the study: the problems, the base model and each RL checkpoint, as lake tables."""
 
+import warnings
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -34,7 +35,9 @@ def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer
         "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(tokenizer)], "vocab_size": [len(tokenizer)],
         "discovered_at": [datetime.now(timezone.utc)],
     }, schema_overrides={"step": pl.Int64, "vocab_size": pl.Int64})
-    return dg.Output(frame, data_version=dg.DataVersion(digest), metadata={LISTING: listed})
+    with warnings.catch_warnings():  # data versions are beta in Dagster 1.13; staleness relies on them
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(frame, data_version=dg.DataVersion(digest), metadata={LISTING: listed})
 
 
 @dg.asset(code_version="2", group_name="inputs", kinds={"pytorch"},
