@@ -39,29 +39,33 @@ CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summa
                      "cross_summaries"]
 
 
-def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
-    """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
-    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
-    from orchestration.demo import register_checkpoints
+def materialise(settings: Settings, instance: dg.DagsterInstance, selection: list[str],
+                partition_key: str | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """One `dagster.materialize` run of `selection` from the code location's assets, into `settings`' lake."""
+    from orchestration.definitions import defs
     from orchestration.io_manager import LakeIOManager
     from orchestration.resources import StudyResource
 
-    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend])
-    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url),
-                 "study": StudyResource.from_settings(settings)}
+    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
+    return dg.materialize(list(defs.assets), instance=instance, resources=resources, selection=selection,
+                          partition_key=partition_key, raise_on_error=raise_on_error)
+
+
+def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
+    """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
+    from orchestration.demo import register_checkpoints
+
     keys = register_checkpoints(instance, settings.checkpoints_url)
-    base = dg.materialize(all_assets, instance=instance, resources=resources,
-                          selection=["problems", "base_model", "base_rollouts", "base_scores"])
+    base = materialise(settings, instance, ["problems", "base_model", "base_rollouts", "base_scores"])
     assert base.success
     evaluations = base.get_asset_check_evaluations()
     assert len(evaluations) == 6 and all(e.passed for e in evaluations)  # the data-quality checks ran and passed
     for key in keys:
-        result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=key,
-                                selection=CHECKPOINT_ASSETS)
+        result = materialise(settings, instance, CHECKPOINT_ASSETS, key)
         assert result.success
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == 10 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
-    assert dg.materialize(all_assets, instance=instance, resources=resources, selection=["trend"]).success
+    assert materialise(settings, instance, ["trend"]).success
     return keys
 
 

@@ -13,7 +13,7 @@ from orchestration.definitions import defs
 from orchestration.resources import StudyResource
 from orchestration.schedules import reanalysis_schedule
 from orchestration.staleness import find_stale
-from tests.conftest import CHECKPOINT_ASSETS, materialise_all, study_settings
+from tests.conftest import CHECKPOINT_ASSETS, materialise, materialise_all, study_settings
 
 JOB_ASSETS = set(CHECKPOINT_ASSETS)
 
@@ -74,12 +74,6 @@ def test_a_new_metrics_code_version_makes_only_the_metrics_and_what_reads_them_s
 
 
 def _execute(instance, settings, runs) -> None:
-    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
-    from orchestration.io_manager import LakeIOManager
-
-    all_assets = dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend])
-    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
     for run in runs:
-        result = dg.materialize(all_assets, instance=instance, resources=resources, partition_key=run.partition_key,
-                                selection=[k.to_user_string() for k in run.asset_selection])
-        assert result.success
+        assert materialise(settings, instance, [k.to_user_string() for k in run.asset_selection],
+                           run.partition_key).success

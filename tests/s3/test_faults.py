@@ -15,7 +15,7 @@ import pytest
 from compute import lake as lakeio
 from compute import lakesql
 from infra import s3local
-from tests.conftest import CHECKPOINT_ASSETS, study_settings
+from tests.conftest import CHECKPOINT_ASSETS, materialise, study_settings
 
 CHILD = """
 import sys, time
@@ -90,19 +90,8 @@ def test_no_credentials_or_wrong_ones_are_refused(s3_server, monkeypatch):
     assert s3_server.env["AWS_ENDPOINT_URL"] in str(err.value)
 
 
-def _assets():
-    from assets import cross_sampling, inputs, rollouts, scores, summaries, token_shifts, trend
-
-    return dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend])
-
-
 def _materialise(settings, instance, partition=None, selection=None):
-    from orchestration.io_manager import LakeIOManager
-    from orchestration.resources import StudyResource
-
-    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
-    return dg.materialize(_assets(), instance=instance, resources=resources, partition_key=partition,
-                          selection=selection, raise_on_error=False)
+    return materialise(settings, instance, selection, partition, raise_on_error=False)
 
 
 def _table(url: str, name: str) -> pl.DataFrame:
