@@ -75,17 +75,24 @@ class SwitchRules:
         self.criterion = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
         self.eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
         self.switch_prob = torch.tensor([r.switch_prob for r in rules], dtype=torch.float64, device=device)
+        self.present = {r.criterion for r in rules}  # full-vocabulary terms of absent criteria are skipped
 
     def mask(self, logq_primary: torch.Tensor, logq_intervening: torch.Tensor, token: torch.Tensor,
              coins: torch.Tensor) -> torch.Tensor:
         """Which rows switch to the intervening model, given the primary's drawn `token` [rows]."""
         crit, eps = self.criterion, self.eps
-        x = token.to(logq_primary.device).unsqueeze(-1)
-        delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
-        return (((crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps))
-                | ((crit == 1) & (delta < -eps))
-                | ((crit == 2) & (entropy(logq_primary) > eps))
-                | ((crit == 3) & (coins.to(crit.device) < self.switch_prob)))
+        switch = torch.zeros_like(crit, dtype=torch.bool)
+        if "js" in self.present:
+            switch |= (crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps)
+        if "delta_logp" in self.present:
+            x = token.to(logq_primary.device).unsqueeze(-1)
+            delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
+            switch |= (crit == 1) & (delta < -eps)
+        if "entropy" in self.present:
+            switch |= (crit == 2) & (entropy(logq_primary) > eps)
+        if "random" in self.present:
+            switch |= (crit == 3) & (coins.to(crit.device) < self.switch_prob)
+        return switch
 
 
 @torch.inference_mode()

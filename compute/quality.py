@@ -165,14 +165,15 @@ def check_lake(lake_url: str, log=lambda *_: None) -> list[tuple[str, CheckResul
     """Every checked table's checks over every partition in the lake: [(partition, result)]."""
     from compute import lake
 
+    written = {t: set(lake.list_partitions(lake_url, t)) for t in ("checkpoints", "rollouts", "cross_samples")}
+
     def read(table: str, partition: str) -> pl.DataFrame | None:
-        return lake.read_partition(lake_url, table, partition) if partition in lake.list_partitions(lake_url, table) \
-            else None
+        return lake.read_partition(lake_url, table, partition) if partition in written[table] else None
 
     vocab = None
-    if lake.list_partitions(lake_url, "checkpoints"):
-        rows = pl.concat([lake.read_partition(lake_url, "checkpoints", p)
-                          for p in lake.list_partitions(lake_url, "checkpoints")], how="diagonal_relaxed")
+    if written["checkpoints"]:
+        rows = pl.concat([lake.read_partition(lake_url, "checkpoints", p) for p in sorted(written["checkpoints"])],
+                         how="diagonal_relaxed")
         if "vocab_size" in rows.columns and rows["vocab_size"].null_count() < rows.height:
             vocab = int(rows["vocab_size"].max())
     out = []
