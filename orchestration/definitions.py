@@ -8,8 +8,10 @@ from orchestration.resources import default_resources
 from orchestration.schedules import reanalysis_schedule
 from orchestration.sensors import checkpoint_sensor, trend_automation
 
+ASSET_MODULES = [inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend]
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend]),
+    assets=dg.load_assets_from_modules(ASSET_MODULES),
     jobs=[base_job, checkpoint_job, trend_job],
     sensors=[checkpoint_sensor, trend_automation],
     schedules=[reanalysis_schedule],

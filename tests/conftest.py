@@ -41,13 +41,15 @@ CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summa
 
 def materialise(settings: Settings, instance: dg.DagsterInstance, selection: list[str],
                 partition_key: str | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """One `dagster.materialize` run of `selection` from the code location's assets, into `settings`' lake."""
-    from orchestration.definitions import defs
+    """One `dagster.materialize` run of `selection` from the code location's asset modules, into `settings`'
+    lake. The assets are loaded afresh: the code location's own objects hold state bound to its instance."""
+    from orchestration.definitions import ASSET_MODULES
     from orchestration.io_manager import LakeIOManager
     from orchestration.resources import StudyResource
 
     resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
-    return dg.materialize(list(defs.assets), instance=instance, resources=resources, selection=selection,
+    return dg.materialize(dg.load_assets_from_modules(ASSET_MODULES), instance=instance, resources=resources,
+                          selection=selection,
                           partition_key=partition_key, raise_on_error=raise_on_error)
 
 
