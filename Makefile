@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
+CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test ui bench clean s3-up s3-down
+.PHONY: install browser demo test ui bench clean s3-up s3-down
 
 install: $(STAMP)
 
@@ -19,8 +21,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/shiftlake demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# the browser tests drive Debian's Chromium through Playwright (no browser download)
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: $(STAMP) browser
+	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
 ui: $(STAMP)
 	$(VENV)/bin/shiftlake ui

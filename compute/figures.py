@@ -7,6 +7,8 @@
     topk_reranking        for tokens with JS > 0.1: RL's top-1 rank in base's ranking, top-k overlap
     cross_sampling_curve  accuracy against the share of switched tokens, with base-only and RL-only lines
     checkpoint_trend      accuracy and JS p50/p95/p99 by step
+    token_drilldown       the 20 highest-JS positions of the three most-shifted RL responses, with both
+                          models' top-5 alternatives (also as HTML and Markdown: text with the tokens marked)
 
 Knows nothing about Dagster; matplotlib draws off screen (Agg).
 """
@@ -32,10 +34,12 @@ class Figure:
     png: bytes
     data: pl.DataFrame  # the query result it plots
     axes_labels: list[tuple[str, str]]  # (x label, y label) of every axes
+    html: str = ""  # what an image cannot show well (the drill-down's text), for the report
+    markdown: str = ""  # the same for the Dagster UI
 
 
-def _query(name: str, lake_url: str, checkpoint: str | None) -> pl.DataFrame:
-    frame = lakesql.run(lakesql.query_text(name), lake_url)
+def _query(name: str, lake_url: str, checkpoint: str | None, tables: dict | None = None) -> pl.DataFrame:
+    frame = lakesql.run(lakesql.query_text(name), lake_url, tables)
     if checkpoint is not None and "checkpoint" in frame.columns:
         frame = frame.filter(pl.col("checkpoint") == checkpoint)
     return frame
@@ -110,20 +114,29 @@ def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = 
     return _finish("entropy_js_grid", f"Share of {policy} tokens by base entropy and JS", fig, data, [ax])
 
 
+RANK_BUCKETS = {"rank_1": "1", "rank_2": "2", "rank_3": "3", "rank_4_10": "4-10", "rank_gt_10": ">10"}
+
+
 def topk_reranking(lake_url: str, checkpoint: str | None = None) -> Figure:
     data = _query("topk_reranking", lake_url, checkpoint)
     fig, (left, right) = _figure(2)
-    ks = [1, 2, 3, 5, 10]
-    for row in data.iter_rows(named=True):
+    ks = list(range(1, 11))
+    width = 0.8 / max(data.height, 1)
+    for i, row in enumerate(data.iter_rows(named=True)):
         label = f"{row['checkpoint']} / {row['policy']} (n={row['n_high_js']})"
-        left.plot(["=1", "<=3", "<=10"], [row["rl_top1_is_base_top1"], row["rl_top1_in_base_top3"],
-                                          row["rl_top1_in_base_top10"]], marker="o", label=label)
+        left.bar([b + i * width for b in range(len(RANK_BUCKETS))], [row[c] for c in RANK_BUCKETS], width,
+                 label=label)
         right.plot(ks, [row[f"overlap_top{k}"] for k in ks], marker="o", label=label)
+    left.set_xticks([b + 0.4 - width / 2 for b in range(len(RANK_BUCKETS))], list(RANK_BUCKETS.values()))
     left.set_xlabel("rank of RL's top-1 token in base's ranking")
     left.set_ylabel("share of tokens with JS > 0.1")
+    right.set_xticks(ks)
     right.set_xlabel("k")
     right.set_ylabel("top-k overlap (base vs RL)")
-    left.legend(fontsize=7)
+    if data.height:
+        left.legend(fontsize=7)
+    else:
+        left.text(0.5, 0.5, "no token with JS > 0.1", ha="center", va="center", transform=left.transAxes)
     return _finish("topk_reranking", "High-JS tokens: reranked, not invented", fig, data, [left, right])
 
 
@@ -147,8 +160,9 @@ def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure
     return _finish("cross_sampling_curve", "Cross-sampling: which tokens matter", fig, data, axes)
 
 
-def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
-    data = _query("checkpoint_trend", lake_url, None)
+def checkpoint_trend(lake_url: str, checkpoint: str | None = None, trend: pl.DataFrame | None = None) -> Figure:
+    """All checkpoints (`checkpoint` is ignored); `trend` stands in for the lake's trend table."""
+    data = _query("checkpoint_trend", lake_url, None, None if trend is None else {"trend": trend})
     fig, (left, right) = _figure(2)
     left.plot(data["step"], data["rl_accuracy"], marker="o", label="RL")
     left.plot(data["step"], data["base_accuracy"], linestyle=":", label="base")
@@ -164,5 +178,82 @@ def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
     return _finish("checkpoint_trend", "Across checkpoints", fig, data, [left, right])
 
 
+DRILLDOWN_TOP = 20  # highest-JS positions marked per response
+
+
+def _alternatives(ids, probs, decode) -> str:
+    return ", ".join(f"{decode(int(i))!r} {p:.2f}" for i, p in zip(ids, probs))
+
+
+def _drilldown_text(data: pl.DataFrame, decode) -> tuple[str, str]:
+    """The responses as HTML (tokens marked with their JS rank, alternatives on hover and in a table) and
+    as Markdown (a table per response)."""
+    from html import escape
+
+    html, md = [], []
+    for (rollout_id,), response in data.group_by("rollout_id", maintain_order=True):
+        first = response.row(0, named=True)
+        verdict = {True: "correct", False: "wrong"}.get(first["correct"], "unscored")
+        head = f"{rollout_id} (problem {first['problem_id']}, {verdict}, {response.height} tokens)"
+        spans, rows = [], []
+        for t in response.iter_rows(named=True):
+            text = escape(t["token_text"]).replace("\n", "&#8629;<br>")
+            if t["js_rank"] <= DRILLDOWN_TOP:
+                hover = escape(f"JS {t['js']:.3f}; base: {_alternatives(t['top5_ids_base'], t['top5_p_base'], decode)}"
+                               f"; RL: {_alternatives(t['top5_ids_rl'], t['top5_p_rl'], decode)}")
+                spans.append(f'<mark class="js{min(t["js_rank"], 5)}" title="{hover}">{text}<sup>{t["js_rank"]}</sup></mark>')
+            else:
+                spans.append(text)
+        for t in response.filter(pl.col("js_rank") <= DRILLDOWN_TOP).sort("js_rank").iter_rows(named=True):
+            rows.append((t["js_rank"], t["position"], repr(t["token_text"]), f"{t['js']:.3f}", f"{t['p_base']:.2f}",
+                         f"{t['p_rl']:.2f}", _alternatives(t["top5_ids_base"], t["top5_p_base"], decode),
+                         _alternatives(t["top5_ids_rl"], t["top5_p_rl"], decode)))
+        header = ("JS rank", "position", "token", "JS", "p base", "p RL", "base top-5", "RL top-5")
+        table = "".join(f"<tr>{''.join(f'<td>{escape(str(c))}</td>' for c in row)}</tr>" for row in rows)
+        html.append(f'<div class="drilldown"><h4>{escape(head)}</h4><p class="tokens">{"".join(spans)}</p>'
+                    f"<table><tr>{''.join(f'<th>{h}</th>' for h in header)}</tr>{table}</table></div>")
+        cell = lambda c: str(c).replace("|", "\\|").replace("\n", "\\n")  # noqa: E731
+        md.append(f"**{head}**\n\n| {' | '.join(header)} |\n|{'---|' * len(header)}\n"
+                  + "".join(f"| {' | '.join(cell(c) for c in row)} |\n" for row in rows))
+    return "\n".join(html), "\n".join(md)
+
+
+def _base_decoder(lake_url: str):
+    """Token id -> text with the base model's tokenizer (the one both models share)."""
+    from transformers import AutoTokenizer
+
+    from compute.models import local_copy
+
+    uri = lakesql.run("SELECT uri FROM checkpoints WHERE role = 'base' LIMIT 1", lake_url).item()
+    tokenizer = AutoTokenizer.from_pretrained(local_copy(uri))
+    return lambda token_id: tokenizer.decode([token_id])
+
+
+def token_drilldown(lake_url: str, checkpoint: str | None = None) -> Figure:
+    data = _query("token_drilldown", lake_url, checkpoint)
+    responses = data.partition_by("checkpoint", "rollout_id", maintain_order=True)
+    fig, _ = _figure()
+    plt_axes = fig.subplots(max(len(responses), 1), 1, squeeze=False)[:, 0]
+    fig.delaxes(fig.axes[0])
+    fig.set_size_inches(11, 2.4 * max(len(responses), 1) + 0.6)
+    for ax, response in zip(plt_axes, responses):
+        top = response["js_rank"] <= DRILLDOWN_TOP
+        ax.bar(response["position"], response["js"], color=["tab:orange" if t else "tab:blue" for t in top])
+        for t in response.filter(pl.col("js_rank") <= 5).iter_rows(named=True):
+            ax.annotate(repr(t["token_text"]), (t["position"], t["js"]), ha="center", va="bottom", fontsize=7)
+        ax.margins(y=0.25)
+        ax.set_title(response["rollout_id"][0], fontsize=8)
+        ax.set_xlabel("position in the response")
+        ax.set_ylabel("JS (nats)")
+    if not responses:
+        plt_axes[0].set_xlabel("position in the response")
+        plt_axes[0].set_ylabel("JS (nats)")
+    html, md = _drilldown_text(data, _base_decoder(lake_url)) if data.height else ("", "")
+    figure = _finish("token_drilldown", f"The {DRILLDOWN_TOP} highest-JS positions (orange) of the most-shifted "
+                     "RL responses", fig, data, list(plt_axes))
+    figure.html, figure.markdown = html, md
+    return figure
+
+
 FIGURES = (js_percentile_curve, position_profile, entropy_js_grid, topk_reranking, cross_sampling_curve,
-           checkpoint_trend)
+           checkpoint_trend, token_drilldown)

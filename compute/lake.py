@@ -106,15 +106,21 @@ def partition_dir(lake_url: str, table: str, partition: str) -> str:
 
 def write_partition(lake_url: str, table: str, partition: str, frame: pl.DataFrame) -> str:
     """Write `frame` as the whole content of one partition, atomically replacing what was there."""
+    return write_file(lake_url, table, partition, DATA_FILE,
+                      lambda f: pq.write_table(frame.to_arrow(), f, compression="zstd"))
+
+
+def write_file(lake_url: str, table: str, partition: str, name: str, write_to: Callable) -> str:
+    """Write one file of a partition (`write_to(binary file)` fills it), atomically replacing what was there."""
     fs = filesystem(lake_url)
     folder = partition_dir(lake_url, table, partition)
-    tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}.parquet.part"
+    tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}.{name}.part"
 
     def write() -> None:
         fs.makedirs(folder, exist_ok=True)
         with fs.open(tmp, "wb") as f:
-            pq.write_table(frame.to_arrow(), f, compression="zstd")
-        fs.mv(tmp, f"{folder}/{DATA_FILE}")
+            write_to(f)
+        fs.mv(tmp, f"{folder}/{name}")
 
     try:
         with_retries(lake_url, f"writing table {table!r} partition {partition or '-'}", write)
@@ -126,7 +132,7 @@ def write_partition(lake_url: str, table: str, partition: str, frame: pl.DataFra
             "Point LAKE_URL at a folder or bucket you can write to."
         ) from None
     _remove_leftovers(fs, folder)
-    return f"{folder}/{DATA_FILE}"
+    return f"{folder}/{name}"
 
 
 TMP_PREFIX = ".tmp-"
@@ -166,3 +172,14 @@ def list_partitions(lake_url: str, table: str) -> list[str]:
         return sorted(Path(p).parent.name for p in fs.glob(f"{root}/*/{DATA_FILE}"))
 
     return with_retries(lake_url, f"listing table {table!r}", listed)
+
+
+def read_file(lake_url: str, table: str, partition: str, name: str) -> bytes:
+    path = f"{partition_dir(lake_url, table, partition)}/{name}"
+    fs = filesystem(lake_url)
+
+    def read() -> bytes:
+        with fs.open(path, "rb") as f:
+            return f.read()
+
+    return with_retries(lake_url, f"reading {name} of table {table!r} partition {partition or '-'}", read)

@@ -54,23 +54,42 @@ def list_queries() -> list[str]:
 
 
 def render(frame, fmt: str = "table") -> str:
-    """A query result as an aligned text table, CSV or JSON."""
+    """A query result as an aligned text table, CSV or JSON. CSV writes list and struct columns as JSON."""
+    import polars as pl
+
     if fmt == "csv":
-        return frame.write_csv()
+        nested = [c for c, t in frame.schema.items() if t.is_nested()]
+        return frame.with_columns(pl.col(c).map_elements(_json_cell, return_dtype=pl.String) for c in nested).write_csv()
     if fmt == "json":
         return frame.write_json() + "\n"
-    import polars as pl
 
     with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=250,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         return str(frame) + "\n"
 
 
-def run(sql: str, lake_url: str | None = None):
-    """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix."""
+def _json_cell(value) -> str:
+    import json
+
+    return json.dumps(value.to_list() if hasattr(value, "to_list") else value)
+
+
+def run(sql: str, lake_url: str | None = None, tables: dict | None = None):
+    """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix.
+    `tables` (name -> polars frame) stand in for the lake's tables of those names: an asset's own output
+    before the IO manager has written it."""
     con = connect(lake_url)
+    for name, frame in (tables or {}).items():
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+        con.register(name, frame)
     try:
         return con.sql(sql).pl()
     except duckdb.CatalogException as e:
         raise LookupError(f"{e}. The lake at {resolve_lake_url(lake_url)} does not have that table yet: "
                           "materialise its asset (make demo) or check LAKE_URL.") from None
+    except duckdb.BinderException as e:
+        if "column" not in str(e).lower():
+            raise
+        raise LookupError(f"{e}. If the query is right, the lake at {resolve_lake_url(lake_url)} was written by an "
+                          "older version of the assets, without that column: rematerialise the stale partitions "
+                          "(make demo, or the reanalysis schedule in make ui).") from None

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-OVERLAP_KS = (1, 2, 3, 5, 10)
+OVERLAP_KS = tuple(range(1, 11))  # overlap_top1 .. overlap_top10
 TOP_IDS = 5
 LN2 = math.log(2.0)
 

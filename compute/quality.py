@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from compute.metrics import OVERLAP_KS
+
 SAMPLE_ROWS = 200_000
 SUITE, INVARIANTS = "gx_suite", "invariants"  # the two checks of every checked table
 TOL = 1e-6
 FINISH_REASONS = ["eos", "length"]
 METRICS = ["js", "kl_rl_base", "kl_base_rl", "entropy_base", "entropy_rl", "logp_base", "logp_rl", "delta_logp",
            "rank_base", "rank_rl", "rl_top1_rank_in_base"]
-OVERLAPS = ["overlap_top1", "overlap_top2", "overlap_top3", "overlap_top5", "overlap_top10"]
+OVERLAPS = [f"overlap_top{k}" for k in OVERLAP_KS]
 
 
 @dataclass

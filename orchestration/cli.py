@@ -4,6 +4,7 @@
     shiftlake check                every data-quality check on the lake (LAKE_URL); exits 1 naming failures
     shiftlake demo --live          toy GRPO writes checkpoints while the sensor and daemon analyse them
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
+    shiftlake report --checkpoint K   the seven figures of checkpoint K as one HTML file in the lake
     shiftlake toyworld             build (or find) the toy world and print its folders
     shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
     shiftlake bench                paired-pass and cross-sampling throughput, demo stage times
@@ -38,6 +39,29 @@ def cmd_sql(args) -> int:
         print(f"shiftlake sql: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     sys.stdout.write(lakesql.render(frame, args.format))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from compute import lakesql, report
+
+    try:
+        keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' ORDER BY step",
+                                              args.lake)["checkpoint"].to_list()
+        for key in keys:
+            path, drawn = report.write_report(args.lake, key)
+            missing = [f for f in drawn if isinstance(f, str)]
+            print(path + "".join(f"\n  {m}" for m in missing))
+            if args.out:
+                target = Path(args.out) / key / report.FILE if len(keys) > 1 else Path(args.out)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(report.lake.read_file(args.lake, report.TABLE, f"checkpoint={key}", report.FILE))
+                print(f"  copied to {target}")
+    except LookupError as e:
+        print(f"shiftlake report: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -114,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
     p.add_argument("--list", action="store_true", help="list the named queries")
     p.set_defaults(func=cmd_sql)
+    p = sub.add_parser("report", help="write the HTML report of a checkpoint into the lake (reports/checkpoint=K)")
+    p.add_argument("--checkpoint", action="append", help="checkpoint key (repeatable; default: every RL checkpoint)")
+    p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
+    p.add_argument("--out", help="also copy it here (a file; a folder with several checkpoints), e.g. from S3")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("toyworld", help="build the toy RLVR world (cached by config hash)")
     p.add_argument("--world", choices=["default", "small"])
     p.set_defaults(func=cmd_toyworld)

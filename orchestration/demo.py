@@ -69,6 +69,8 @@ def run_demo(log=print) -> dict[str, float]:
         for key in keys:
             _run(defs.resolve_job_def("checkpoint_job"), instance, key, timings, log)
         _run(defs.resolve_job_def("trend_job"), instance, None, timings, log)
+        for key in keys:
+            _run(defs.resolve_job_def("report_job"), instance, key, timings, log)
     timings["total"] = time.perf_counter() - t0
     log("")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))
@@ -84,6 +86,11 @@ def run_demo(log=print) -> dict[str, float]:
               'shiftlake sql cross_sampling_curve',
               'shiftlake sql checkpoint_trend'):
         log(f"  {q}")
+    from compute.report import report_path
+
+    log("Reports (the paper's seven figures per checkpoint; open in a browser; shiftlake report rewrites them):")
+    for key in keys:
+        log(f"  {report_path(settings.lake_url, key)}")
     return timings
 
 

@@ -16,3 +16,7 @@ checkpoint_job = dg.define_asset_job(
 trend_job = dg.define_asset_job(
     "trend_job", selection=dg.AssetSelection.assets("trend"),
     description="The trend across every analysed checkpoint (also refreshed by declarative automation).")
+
+report_job = dg.define_asset_job(
+    "report_job", selection=dg.AssetSelection.assets("report"),
+    description="The HTML report of one checkpoint (also refreshed by declarative automation).")

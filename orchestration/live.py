@@ -29,6 +29,34 @@ def start_daemon(env: dict[str, str], ui: bool = False, log_file: Path | None = 
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def start_webserver(env: dict[str, str], port: int, log_file: Path | None = None,
+                    timeout: float = 120.0) -> subprocess.Popen:
+    """`dagster-webserver` alone on the code location (no daemon), in its own process group; returns once it
+    answers on http://127.0.0.1:`port`."""
+    import urllib.request
+
+    cmd = [str(Path(sys.executable).parent / "dagster-webserver"), "-m", CODE_LOCATION, "-h", "127.0.0.1",
+           "-p", str(port)]
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster-webserver exited with {process.returncode} (log: {log_file})")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_for(answers, timeout, every=0.5, what=f"dagster-webserver answering on port {port}")
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
 def stop(process: subprocess.Popen, timeout: float = 60.0) -> None:
     """SIGTERM the process group, then SIGKILL what is left after `timeout` seconds."""
     if process.poll() is not None:

@@ -105,6 +105,6 @@ def checkpoint_sensor(context: dg.SensorEvaluationContext, study: StudyResource)
 
 
 trend_automation = dg.AutomationConditionSensorDefinition(
-    "trend_automation", target=dg.AssetSelection.assets("trend"), default_status=dg.DefaultSensorStatus.RUNNING,
+    "trend_automation", target=dg.AssetSelection.assets("trend", "report"), default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=from_env().sensor_interval_s,
-    description="Refreshes `trend` (declarative automation) once checkpoint summaries change.")
+    description="Refreshes `trend` once checkpoint summaries change, then the reports (declarative automation).")

@@ -38,13 +38,28 @@ class Staleness:
         return out
 
 
-def _latest(instance: dg.DagsterInstance, asset: str, partition: str | None, storage_id: int | None = None):
-    """The latest materialisation of an asset partition (or the one stored under `storage_id`) and its id."""
+def _record(instance: dg.DagsterInstance, asset: str, partition: str | None, storage_id: int | None = None):
+    """The latest materialisation record of an asset partition (any partition when None), or the one stored
+    under `storage_id`."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None,
                               storage_ids=[storage_id] if storage_id is not None else None),
         limit=1).records
-    return (records[0].event_log_entry.asset_materialization, records[0].storage_id) if records else (None, None)
+    return records[0] if records else None
+
+
+def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partition: str | None, pointer: int) -> bool:
+    """Was the dependency recomputed to other data since the materialisation `mat_record` read it?"""
+    latest = _record(instance, dep, dep_partition)
+    if latest is None or latest.storage_id == pointer:
+        return False
+    read = _record(instance, dep, None, pointer)
+    if read is None or read.partition_key != dep_partition:
+        # a dependency the asset does not load (`deps=`) gets a pointer to the asset's latest event of any
+        # partition: fall back to time order
+        return latest.timestamp > mat_record.timestamp
+    return read.event_log_entry.asset_materialization.tags.get(DATA_VERSION) != \
+        latest.event_log_entry.asset_materialization.tags.get(DATA_VERSION)
 
 
 def _content_changed(materialization, folder: str) -> bool:
@@ -71,7 +86,8 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
             return memo[(asset, partition)]
         memo[(asset, partition)] = why = []
         spec = by_key[asset]
-        mat, _ = _latest(instance, asset, partition)
+        record = _record(instance, asset, partition)
+        mat = record.event_log_entry.asset_materialization if record else None
         if mat is None:
             why.append("missing")
         else:
@@ -86,12 +102,8 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
                 why.append(f"{dep} is stale")
                 continue
             pointer = mat.tags.get(INPUT_POINTER + dep) if mat is not None else None
-            if pointer is not None:
-                dep_mat, dep_id = _latest(instance, dep, dep_partition)
-                if dep_id is not None and dep_id != int(pointer):  # recomputed since: to other data?
-                    read, _ = _latest(instance, dep, dep_partition, int(pointer))
-                    if read is None or read.tags.get(DATA_VERSION) != dep_mat.tags.get(DATA_VERSION):
-                        why.append(f"{dep} has new data")
+            if pointer is not None and _dep_changed(instance, record, dep, dep_partition, int(pointer)):
+                why.append(f"{dep} has new data")
         if why:
             result.reasons[(asset, partition)] = why
         return why

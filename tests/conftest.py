@@ -68,6 +68,8 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == 10 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
     assert materialise(settings, instance, ["trend"]).success
+    for key in keys:
+        assert materialise(settings, instance, ["report"], key).success
     return keys
 
 

@@ -1,6 +1,6 @@
 """A real Dagster daemon on a temporary instance: a checkpoint dropped into the watched folder is found
 by the sensor, registered and analysed end to end by one run, and nothing else is recomputed; the trend
-follows by declarative automation. Proven from the instance's event log."""
+and the report follow by declarative automation. Proven from the instance's event log."""
 
 import os
 import shutil
@@ -59,6 +59,9 @@ def test_daemon_analyses_a_new_checkpoint_and_nothing_else(small_world, tmp_path
                      **materialisation_counts(instance, BASE_ASSETS, None)}
             assert after == before  # 0 re-materialisations of the other partition or of the base
             assert materialised_at(instance, "trend") > trend_before
+            # then the new checkpoint's report, also by automation, after the trend it shows
+            wait_for(lambda: (materialised_at(instance, "report", "rl-step-000004") or 0)
+                     > materialised_at(instance, "trend"), timeout=120, what="the report's refresh by automation")
     finally:
         stop(daemon)
     assert daemon.returncode is not None

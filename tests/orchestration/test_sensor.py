@@ -23,8 +23,10 @@ def watched(small_world, tmp_path) -> Path:
 
 def _tick(instance, watched: Path, world: Path, cursor: str | None):
     study = StudyResource(checkpoints_url=str(watched), base_model=str(world / "base"))
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"study": study})
-    return checkpoint_sensor(context)
+    # as a context manager: it closes what it opened (left open, Dagster's current-instance state outlives
+    # the instance and breaks later runs in the same process)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"study": study}) as context:
+        return checkpoint_sensor(context)
 
 
 def _apply(instance, result) -> None:

@@ -46,30 +46,38 @@ def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns
     weights.write_bytes(bytes(data))
     stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url)
     assert set(stale.partitions()) == {"rl-step-000004"}
-    assert set(stale.partitions()["rl-step-000004"]) == JOB_ASSETS
+    assert set(stale.partitions()["rl-step-000004"]) == JOB_ASSETS | {"report"}
     assert stale.reasons[("checkpoints", "rl-step-000004")] == ["model files changed"]
 
     study = StudyResource.from_settings(settings)
-    context = dg.build_schedule_context(instance=instance, resources={"study": study},
-                                        scheduled_execution_time=dt.datetime(2026, 11, 27, 3, tzinfo=dt.timezone.utc))
-    runs = reanalysis_schedule(context)
+    with dg.build_schedule_context(instance=instance, resources={"study": study}, scheduled_execution_time=dt.datetime(
+            2026, 11, 27, 3, tzinfo=dt.timezone.utc)) as context:
+        runs = reanalysis_schedule(context)
     assert [r.partition_key for r in runs] == ["rl-step-000004"]
     assert {k.to_user_string() for k in runs[0].asset_selection} == JOB_ASSETS
     before = lakeio.read_partition(settings.lake_url, "rollouts", "checkpoint=rl-step-000002")
     _execute(instance, settings, runs)
+    # the trend and then the reports (which show the trend) follow by declarative automation, not the schedule
+    left = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons
+    assert set(left) == {("trend", None), ("report", "rl-step-000004"), ("report", "rl-step-000002")}
+    assert left[("report", "rl-step-000002")] == ["trend is stale"]
+    assert materialise(settings, instance, ["trend"]).success
+    for key in keys:
+        assert materialise(settings, instance, ["report"], key).success
     assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
     assert lakeio.read_partition(settings.lake_url, "rollouts", "checkpoint=rl-step-000002").equals(before)
 
 
 def test_a_new_metrics_code_version_makes_only_the_metrics_and_what_reads_them_stale(analysed):
     instance, settings, world, keys = analysed
-    specs = [s.replace_attributes(code_version="2") if s.key.to_user_string() == "token_shifts" else s
+    specs = [s.replace_attributes(code_version="next") if s.key.to_user_string() == "token_shifts" else s
              for s in _specs()]
+    now = next(s.code_version for s in _specs() if s.key.to_user_string() == "token_shifts")
     stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url)
     assert set(stale.partitions()) == set(keys)
     for key in keys:
-        assert stale.partitions()[key] == ["token_shifts", "summaries"]
-    assert stale.reasons[("token_shifts", keys[0])] == ["code version 1 -> 2"]
+        assert stale.partitions()[key] == ["token_shifts", "summaries", "report"]
+    assert stale.reasons[("token_shifts", keys[0])] == [f"code version {now} -> next"]
     assert stale.reasons[("summaries", keys[0])] == ["token_shifts is stale"]
 
 

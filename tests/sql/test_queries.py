@@ -1,5 +1,7 @@
 """DuckDB views and every named query over a real lake, checked against the Parquet read by polars."""
 
+import csv
+import io
 import json
 
 import polars as pl
@@ -70,6 +72,12 @@ def test_cli_prints_table_csv_and_json(lake, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith("checkpoint,step,role,policy")
     assert main(["sql", "--file", "sql/queries/js_percentiles.sql", "--lake", url, "--format", "json"]) == 0
     assert {"checkpoint", "js_p99"} <= set(json.loads(capsys.readouterr().out)[0])
+    # list columns go to CSV as JSON arrays
+    assert main(["sql", "SELECT rollout_id, top5_ids_base FROM token_shifts ORDER BY rollout_id, position LIMIT 1",
+                 "--lake", url, "--format", "csv"]) == 0
+    row = next(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    first = lakesql.run("SELECT top5_ids_base FROM token_shifts ORDER BY rollout_id, position LIMIT 1", url).item()
+    assert json.loads(row["top5_ids_base"]) == first.to_list()
 
 
 def test_cli_names_the_fix_for_a_missing_table(tmp_path, capsys):

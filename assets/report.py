@@ -1,0 +1,48 @@
+"""The report: one self-contained HTML file per checkpoint in the lake, and the figures as asset metadata
+(Markdown images) so the Dagster UI shows them on the asset's page."""
+
+import base64
+
+import dagster as dg
+
+from compute import figures, report as reports
+from orchestration.partitions import checkpoints_partitions
+from orchestration.resources import StudyResource
+
+
+def figure_metadata(drawn: list) -> dict:
+    """One Markdown entry per figure: the PNG inline, then its text part (the drill-down's tables)."""
+    out = {}
+    for fig in drawn:
+        if isinstance(fig, str):
+            continue
+        image = base64.b64encode(fig.png).decode()
+        text = f"![{fig.title}](data:image/png;base64,{image})\n\nData: `shiftlake sql {fig.name}`\n\n{fig.markdown}"
+        out[f"figure: {fig.name}"] = dg.MetadataValue.md(text)
+    missing = [f for f in drawn if isinstance(f, str)]
+    if missing:
+        out["figures missing"] = dg.MetadataValue.md("\n".join(f"- {m}" for m in missing))
+    return out
+
+
+CHECKPOINT_FIGURES = (figures.js_percentile_curve, figures.position_profile, figures.entropy_js_grid,
+                      figures.topk_reranking, figures.cross_sampling_curve, figures.token_drilldown)
+
+
+def checkpoint_figures(lake_url: str, checkpoint: str) -> dict:
+    """The per-checkpoint figures (all but the trend) as metadata."""
+    return figure_metadata([reports.draw(make, lake_url, checkpoint) for make in CHECKPOINT_FIGURES])
+
+
+REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()).with_label(
+    "eager: whenever the checkpoint's summaries or the trend change")
+
+
+@dg.asset(code_version="1", group_name="report", kinds={"html"}, partitions_def=checkpoints_partitions,
+          deps=["summaries", "cross_summaries", "trend"], automation_condition=REFRESH)
+def report(context: dg.AssetExecutionContext, study: StudyResource) -> dg.MaterializeResult:
+    """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the
+    query it plots (the same as `shiftlake report --checkpoint <key>`)."""
+    path, drawn = reports.write_report(study.settings().lake_url, context.partition_key)
+    context.log.info(f"report: {path}")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(path), **figure_metadata(drawn)})
