@@ -7,7 +7,11 @@ import dagster as dg
 
 from compute import figures, report as reports
 from orchestration.partitions import checkpoints_partitions
-from orchestration.resources import StudyResource
+
+
+def lake_url(context: dg.AssetExecutionContext) -> str:
+    """The lake the run writes to (the IO manager's), which the figures read back."""
+    return context.resources.io_manager.lake_url
 
 
 def figure_metadata(drawn: list) -> dict:
@@ -40,9 +44,9 @@ REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_
 
 @dg.asset(code_version="1", group_name="report", kinds={"html"}, partitions_def=checkpoints_partitions,
           deps=["summaries", "cross_summaries", "trend"], automation_condition=REFRESH)
-def report(context: dg.AssetExecutionContext, study: StudyResource) -> dg.MaterializeResult:
+def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the
     query it plots (the same as `shiftlake report --checkpoint <key>`)."""
-    path, drawn = reports.write_report(study.settings().lake_url, context.partition_key)
+    path, drawn = reports.write_report(lake_url(context), context.partition_key)
     context.log.info(f"report: {path}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(path), **figure_metadata(drawn)})

@@ -3,10 +3,9 @@
 import dagster as dg
 import polars as pl
 
-from assets.report import checkpoint_figures
+from assets.report import checkpoint_figures, lake_url
 from compute.summaries import markdown_table, summarise
 from orchestration.partitions import checkpoints_partitions
-from orchestration.resources import StudyResource
 
 OVERVIEW = ["policy", "accuracy", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p90", "js_p99",
             "high_js_rl_top1_in_base_top3"]
@@ -14,8 +13,8 @@ OVERVIEW = ["policy", "accuracy", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p
 
 @dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
           deps=["cross_summaries"])  # after it, so that its figure can show the cross-sampling curve too
-def summaries(context: dg.AssetExecutionContext, study: StudyResource, token_shifts: pl.DataFrame,
-              scores: pl.DataFrame, base_scores: pl.DataFrame) -> pl.DataFrame:
+def summaries(context: dg.AssetExecutionContext, token_shifts: pl.DataFrame, scores: pl.DataFrame,
+              base_scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles and shares, position profile, reranking and entropy buckets; the paper's
     figures for this checkpoint in the metadata."""
     frame = summarise(context.partition_key, token_shifts, pl.concat([base_scores, scores]))
@@ -23,6 +22,6 @@ def summaries(context: dg.AssetExecutionContext, study: StudyResource, token_shi
     context.add_output_metadata({
         "overview": dg.MetadataValue.md(markdown_table(frame, OVERVIEW)),
         "position_mean_js": dg.MetadataValue.md(markdown_table(profile, profile.columns)),
-        **checkpoint_figures(study.settings().lake_url, context.partition_key),
+        **checkpoint_figures(lake_url(context), context.partition_key),
     })
     return frame

@@ -3,22 +3,21 @@
 import dagster as dg
 import polars as pl
 
-from assets.report import figure_metadata
+from assets.report import figure_metadata, lake_url
 from compute import figures
 from compute.summaries import markdown_table, trend_table
-from orchestration.resources import StudyResource
 
 ALLOW_MISSING = (dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
                  | dg.AutomationCondition.code_version_changed()).with_label("eager, also with checkpoints pending")
 
 
 @dg.asset(code_version="1", group_name="trend", kinds={"polars"}, automation_condition=ALLOW_MISSING)
-def trend(context: dg.AssetExecutionContext, study: StudyResource, checkpoints: pl.DataFrame,
-          summaries: pl.DataFrame, cross_summaries: pl.DataFrame) -> pl.DataFrame:
+def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
+          cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;
     checkpoints not analysed yet are left out. Refreshed whenever a checkpoint's summaries change."""
     frame = trend_table(checkpoints, summaries, cross_summaries)
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
         "step", "rl_accuracy", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"])),
-        **figure_metadata([figures.checkpoint_trend(study.settings().lake_url, trend=frame)])})
+        **figure_metadata([figures.checkpoint_trend(lake_url(context), trend=frame)])})
     return frame

@@ -57,14 +57,15 @@ def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list) -> Figur
     return Figure(name, title, buf.getvalue(), data, labels)
 
 
-def _figure(ncols: int = 1):
+def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = None):
+    """A figure and its axes as a flat list (row by row)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 4))
-    return fig, (list(axes) if ncols > 1 else [axes])
+    fig, axes = plt.subplots(nrows, ncols, figsize=size or (5.5 * ncols, 4 * nrows), squeeze=False)
+    return fig, list(axes.flat)
 
 
 def js_percentile_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
@@ -232,10 +233,8 @@ def _base_decoder(lake_url: str):
 def token_drilldown(lake_url: str, checkpoint: str | None = None) -> Figure:
     data = _query("token_drilldown", lake_url, checkpoint)
     responses = data.partition_by("checkpoint", "rollout_id", maintain_order=True)
-    fig, _ = _figure()
-    plt_axes = fig.subplots(max(len(responses), 1), 1, squeeze=False)[:, 0]
-    fig.delaxes(fig.axes[0])
-    fig.set_size_inches(11, 2.4 * max(len(responses), 1) + 0.6)
+    rows = max(len(responses), 1)
+    fig, plt_axes = _figure(nrows=rows, size=(11, 2.4 * rows + 0.6))
     for ax, response in zip(plt_axes, responses):
         top = response["js_rank"] <= DRILLDOWN_TOP
         ax.bar(response["position"], response["js"], color=["tab:orange" if t else "tab:blue" for t in top])
@@ -250,7 +249,7 @@ def token_drilldown(lake_url: str, checkpoint: str | None = None) -> Figure:
         plt_axes[0].set_ylabel("JS (nats)")
     html, md = _drilldown_text(data, _base_decoder(lake_url)) if data.height else ("", "")
     figure = _finish("token_drilldown", f"The {DRILLDOWN_TOP} highest-JS positions (orange) of the most-shifted "
-                     "RL responses", fig, data, list(plt_axes))
+                     "RL responses", fig, data, plt_axes)
     figure.html, figure.markdown = html, md
     return figure
 

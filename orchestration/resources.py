@@ -21,7 +21,6 @@ class StudyResource(dg.ConfigurableResource):
     """What to analyse and how. A field left unset (None) takes its environment variable, read when the
     run starts (`compute.settings`), so run config can override any subset of fields."""
 
-    lake_url: str | None = None
     base_model: str | None = None
     checkpoints_url: str | None = None
     problems_url: str | None = None
