@@ -83,8 +83,7 @@ def cmd_demo(args) -> int:
     if args.live:
         run_live(ui=not args.no_ui)
         return 0
-    timings = run_demo()
-    print("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    run_demo()
     return 0
 
 

@@ -77,6 +77,7 @@ def run_demo(log=print) -> dict[str, float]:
     log("\nCross-sampling: the js rule moving the most of the RL-base accuracy gap with <= 10% of tokens "
         "switched, and the random control at that budget (sql/queries/cross_sampling_budget.sql)")
     log(lakesql.render(lakesql.run(lakesql.query_text("cross_sampling_budget"), settings.lake_url)))
+    log("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     log(f"\nlake: {settings.lake_url}    checkpoints: {settings.checkpoints_url}    DAGSTER_HOME: {home}")
     log("Look at it:\n  make ui                      # Dagster UI: assets, partitions, runs\n"
         "  source .venv/bin/activate    # puts shiftlake on PATH")
@@ -88,7 +89,7 @@ def run_demo(log=print) -> dict[str, float]:
         log(f"  {q}")
     from compute.report import report_path
 
-    log("Reports (the paper's seven figures per checkpoint; open in a browser; shiftlake report rewrites them):")
+    log("\nReports (the paper's seven figures per checkpoint; open in a browser; shiftlake report rewrites them):")
     for key in keys:
         log(f"  {report_path(settings.lake_url, key)}")
     return timings
