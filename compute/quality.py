@@ -101,7 +101,9 @@ def gx_suite(table: str, frame: pl.DataFrame, vocab: int | None = None) -> Check
     batch = (context.data_sources.add_pandas("lake").add_dataframe_asset(table)
              .add_batch_definition_whole_dataframe("partition").get_batch(batch_parameters={"dataframe": scalar.to_pandas()}))
     suite = context.suites.add(gx.ExpectationSuite(name=table, expectations=_expectations(table, vocab)))
-    outcome = batch.validate(suite)
+    outcome = batch.validate(suite, result_format="BOOLEAN_ONLY")  # half the time of SUMMARY
+    if not outcome.success:  # again, with counts and examples for the message
+        outcome = batch.validate(suite, result_format="SUMMARY")
     failures = []
     for r in outcome.results:
         if not r.success:
