@@ -1,5 +1,6 @@
 """The report: one self-contained HTML file per checkpoint in the lake, and the figures as asset metadata
-(Markdown images) so the Dagster UI shows them on the asset's page."""
+(Markdown images) so the Dagster UI shows them on the asset's page. Figures read the lake the run writes
+to: the IO manager's `lake_url`."""
 
 import base64
 
@@ -7,11 +8,6 @@ import dagster as dg
 
 from compute import figures, report as reports
 from orchestration.partitions import checkpoints_partitions
-
-
-def lake_url(context: dg.AssetExecutionContext) -> str:
-    """The lake the run writes to (the IO manager's), which the figures read back."""
-    return context.resources.io_manager.lake_url
 
 
 def figure_metadata(drawn: list) -> dict:
@@ -47,6 +43,6 @@ REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_
 def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the
     query it plots (the same as `shiftlake report --checkpoint <key>`)."""
-    path, drawn = reports.write_report(lake_url(context), context.partition_key)
+    path, drawn = reports.write_report(context.resources.io_manager.lake_url, context.partition_key)
     context.log.info(f"report: {path}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(path), **figure_metadata(drawn)})

@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.report import checkpoint_figures, lake_url
+from assets.report import checkpoint_figures
 from compute.summaries import markdown_table, summarise
 from orchestration.partitions import checkpoints_partitions
 
@@ -22,6 +22,6 @@ def summaries(context: dg.AssetExecutionContext, token_shifts: pl.DataFrame, sco
     context.add_output_metadata({
         "overview": dg.MetadataValue.md(markdown_table(frame, OVERVIEW)),
         "position_mean_js": dg.MetadataValue.md(markdown_table(profile, profile.columns)),
-        **checkpoint_figures(lake_url(context), context.partition_key),
+        **checkpoint_figures(context.resources.io_manager.lake_url, context.partition_key),
     })
     return frame

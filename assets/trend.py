@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.report import figure_metadata, lake_url
+from assets.report import figure_metadata
 from compute import figures
 from compute.summaries import markdown_table, trend_table
 
@@ -19,5 +19,5 @@ def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summarie
     frame = trend_table(checkpoints, summaries, cross_summaries)
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
         "step", "rl_accuracy", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"])),
-        **figure_metadata([figures.checkpoint_trend(lake_url(context), trend=frame)])})
+        **figure_metadata([figures.checkpoint_trend(context.resources.io_manager.lake_url, trend=frame)])})
     return frame

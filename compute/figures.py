@@ -202,7 +202,8 @@ def _drilldown_text(data: pl.DataFrame, decode) -> tuple[str, str]:
             if t["js_rank"] <= DRILLDOWN_TOP:
                 hover = escape(f"JS {t['js']:.3f}; base: {_alternatives(t['top5_ids_base'], t['top5_p_base'], decode)}"
                                f"; RL: {_alternatives(t['top5_ids_rl'], t['top5_p_rl'], decode)}")
-                spans.append(f'<mark class="js{min(t["js_rank"], 5)}" title="{hover}">{text}<sup>{t["js_rank"]}</sup></mark>')
+                rank = t["js_rank"]
+                spans.append(f'<mark class="js{min(rank, 5)}" title="{hover}">{text}<sup>{rank}</sup></mark>')
             else:
                 spans.append(text)
         for t in response.filter(pl.col("js_rank") <= DRILLDOWN_TOP).sort("js_rank").iter_rows(named=True):

@@ -59,7 +59,8 @@ def render(frame, fmt: str = "table") -> str:
 
     if fmt == "csv":
         nested = [c for c, t in frame.schema.items() if t.is_nested()]
-        return frame.with_columns(pl.col(c).map_elements(_json_cell, return_dtype=pl.String) for c in nested).write_csv()
+        as_json = [pl.col(c).map_elements(_json_cell, return_dtype=pl.String) for c in nested]
+        return frame.with_columns(as_json).write_csv()
     if fmt == "json":
         return frame.write_json() + "\n"
 
