@@ -90,9 +90,9 @@ def with_retries(lake_url: str, what: str, action: Callable):
             raise LakeUnavailable(f"{endpoint(lake_url)} refused {what}: {_redact(str(e))}. Check "
                                   "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and the bucket's policy).") from None
         except Exception as e:
-            if delay is None or not _transient(e):
-                if not _transient(e):
-                    raise
+            if not _transient(e):
+                raise
+            if delay is None:
                 raise LakeUnavailable(
                     f"the lake at {endpoint(lake_url)} did not answer while {what}, after {attempt + 1} attempts "
                     f"({type(e).__name__}: {_redact(str(e))}). Start it (make s3-up for the local SeaweedFS) "
@@ -148,19 +148,25 @@ def _remove_leftovers(fs: fsspec.AbstractFileSystem, folder: str) -> None:
         pass  # best effort: the partition is already written, and its next write tries again
 
 
-def read_partition(lake_url: str, table: str, partition: str) -> pl.DataFrame:
-    path = f"{partition_dir(lake_url, table, partition)}/{DATA_FILE}"
+def read_file(lake_url: str, table: str, partition: str, name: str, parse: Callable = lambda f: f.read()):
+    """One file of a partition, `parse(binary file)` (default: its bytes)."""
+    path = f"{partition_dir(lake_url, table, partition)}/{name}"
     fs = filesystem(lake_url)
 
-    def read() -> pl.DataFrame:
+    def read():
         with fs.open(path, "rb") as f:
-            return pl.from_arrow(pq.read_table(f))
+            return parse(f)
 
     try:
-        return with_retries(lake_url, f"reading table {table!r} partition {partition or '-'}", read)
+        what = f"reading table {table!r} partition {partition or '-'}" + ("" if name == DATA_FILE else f" ({name})")
+        return with_retries(lake_url, what, read)
     except FileNotFoundError:
         raise FileNotFoundError(f"table {table!r} has no partition {partition!r} in the lake ({path}); "
                                 "materialise it first") from None
+
+
+def read_partition(lake_url: str, table: str, partition: str) -> pl.DataFrame:
+    return read_file(lake_url, table, partition, DATA_FILE, lambda f: pl.from_arrow(pq.read_table(f)))
 
 
 def list_partitions(lake_url: str, table: str) -> list[str]:
@@ -172,14 +178,3 @@ def list_partitions(lake_url: str, table: str) -> list[str]:
         return sorted(Path(p).parent.name for p in fs.glob(f"{root}/*/{DATA_FILE}"))
 
     return with_retries(lake_url, f"listing table {table!r}", listed)
-
-
-def read_file(lake_url: str, table: str, partition: str, name: str) -> bytes:
-    path = f"{partition_dir(lake_url, table, partition)}/{name}"
-    fs = filesystem(lake_url)
-
-    def read() -> bytes:
-        with fs.open(path, "rb") as f:
-            return f.read()
-
-    return with_retries(lake_url, f"reading {name} of table {table!r} partition {partition or '-'}", read)

@@ -42,10 +42,10 @@ def report_path(lake_url: str, checkpoint: str) -> str:
     return f"{lake.partition_dir(lake_url, TABLE, f'checkpoint={checkpoint}')}/{FILE}"
 
 
-def draw(make: Callable, lake_url: str, checkpoint: str, **kwargs) -> figures.Figure | str:
+def draw(make: Callable, lake_url: str, checkpoint: str) -> figures.Figure | str:
     """The figure, or why it cannot be drawn yet (a table it reads is missing or lacks a column)."""
     try:
-        return make(lake_url, checkpoint, **kwargs)
+        return make(lake_url, checkpoint)
     except LookupError as e:
         return f"not available yet: {e}"
 

@@ -45,7 +45,7 @@ def cmd_sql(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from compute import lakesql, report
+    from compute import lake, lakesql, report
 
     try:
         keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' ORDER BY step",
@@ -57,7 +57,7 @@ def cmd_report(args) -> int:
             if args.out:
                 target = Path(args.out) / key / report.FILE if len(keys) > 1 else Path(args.out)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(report.lake.read_file(args.lake, report.TABLE, f"checkpoint={key}", report.FILE))
+                target.write_bytes(lake.read_file(args.lake, report.TABLE, f"checkpoint={key}", report.FILE))
                 print(f"  copied to {target}")
     except LookupError as e:
         print(f"shiftlake report: {e}", file=sys.stderr)
