@@ -3,13 +3,15 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# the lowest transformers pyproject.toml accepts, with torch only: tests/compute/test_floor.py decodes on it
+FLOOR := .shiftlake/venv-floor/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install browser demo test ui bench clean s3-up s3-down
 
-install: $(STAMP)
+install: $(STAMP) $(FLOOR)
 
 # torch first, pinned to the CPU build this machine carries; then the project with its dev extras.
 $(STAMP): pyproject.toml
@@ -17,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+$(FLOOR): pyproject.toml
+	test -x $(dir $(FLOOR))bin/python || python3 -m venv $(dir $(FLOOR))
+	$(dir $(FLOOR))bin/pip install -q torch==2.13.0 \
+	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)"
+	touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/shiftlake demo
@@ -26,7 +34,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
-test: $(STAMP) browser
+test: $(STAMP) $(FLOOR) browser
 	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
 ui: $(STAMP)

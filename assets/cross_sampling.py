@@ -26,7 +26,7 @@ def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, probl
     yield from checks.output_and_checks("cross_samples", frame)
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_scores"))
 def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame):
     """Verdicts on every cross sample, by the same verifiers as the rollouts' scores."""

@@ -8,9 +8,12 @@ cross-sampling. Knows nothing about tables or the lake.
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from dataclasses import dataclass
 
 import torch
+import transformers
 from transformers import DynamicCache
 
 
@@ -90,9 +93,22 @@ def right_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
+class KVCacheError(RuntimeError):
+    """The model did not extend the KV cache it was given: decoding would silently lose the prefix."""
+
+
+_VERIFIED = weakref.WeakSet()  # models whose cached steps matched a re-encode
+
+
 class Decoder:
     """Incremental decoding of one model over a left-padded batch: `start()` encodes the prompts once,
-    `step(ids)` appends one token per row; each returns the next-token logits [rows, vocab]."""
+    `step(ids)` appends one token per row; each returns the next-token logits [rows, vocab].
+
+    The cache goes to the model under the keyword its forward takes: `past_key_values` up to transformers
+    5.2x, `cache` after (where `past_key_values` is deprecated, then removed). Every call checks that the model extended that very cache by the tokens given; the first step of each
+    model (once per process) is also compared with a full re-encode of the prefix. Either failing raises
+    `KVCacheError` at once instead of sampling from a model that sees one token without its prefix.
+    """
 
     def __init__(self, model, prompts: list[list[int]], pad_id: int):
         self.model = model
@@ -100,19 +116,50 @@ class Decoder:
         self.ids, self.mask = left_pad(prompts, pad_id, device)
         self.cache = DynamicCache(config=model.config)
         self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.verify = model not in _VERIFIED
+        self.keyword = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.model(input_ids=ids, attention_mask=self.mask, position_ids=self.positions,
+                         use_cache=True, logits_to_keep=1, **{self.keyword: self.cache})
+        if out.get(self.keyword) is not self.cache or self.cache.get_seq_length() != self.mask.shape[1]:
+            raise KVCacheError(
+                f"{type(self.model).__name__} did not extend the KV cache it was given (transformers "
+                f"{transformers.__version__}): its cache holds {self.cache.get_seq_length()} positions, the prefix "
+                f"{self.mask.shape[1]}. Install a transformers release shiftlake supports (pyproject.toml).")
+        return out.logits[:, -1]
 
     def start(self) -> torch.Tensor:
-        out = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
-                         cache=self.cache, use_cache=True, logits_to_keep=1)
+        logits = self._forward(self.ids)
         self.positions = self.positions[:, -1:]
-        return out.logits[:, -1]
+        return logits
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.view(-1, 1).to(self.mask.device)
+        if self.verify:  # the prefix is kept only for the one re-encode
+            self.ids = torch.cat([self.ids, ids], dim=1)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         self.positions = self.positions + 1
-        out = self.model(input_ids=ids.view(-1, 1).to(self.mask.device), attention_mask=self.mask,
-                         position_ids=self.positions, cache=self.cache, use_cache=True, logits_to_keep=1)
-        return out.logits[:, -1]
+        logits = self._forward(ids)
+        if self.verify:
+            self._check_against_reencode(logits)
+        return logits
+
+    def _check_against_reencode(self, logits: torch.Tensor) -> None:
+        """The cached step's next-token log-probs must be those of encoding the whole prefix again
+        (float32: 1e-3; half precision: 0.25, far below what a lost prefix does)."""
+        positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        full = self.model(input_ids=self.ids, attention_mask=self.mask, position_ids=positions, use_cache=False,
+                          logits_to_keep=1).logits[:, -1]
+        gap = (torch.log_softmax(logits.float(), -1) - torch.log_softmax(full.float(), -1)).abs().amax().item()
+        tolerance = 1e-3 if logits.dtype == torch.float32 else 0.25
+        if not gap <= tolerance:
+            raise KVCacheError(
+                f"{type(self.model).__name__}'s KV-cache step differs from re-encoding the prefix (max |log p| gap "
+                f"{gap:.3g} > {tolerance}; transformers {transformers.__version__}): cached decoding would be "
+                "wrong. Install a transformers release shiftlake supports (pyproject.toml).")
+        _VERIFIED.add(self.model)
+        self.verify = False
 
 
 @torch.inference_mode()

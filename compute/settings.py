@@ -46,7 +46,7 @@ class Settings:
     cross_eps_js: str = "0.001,0.003,0.01,0.03,0.1,0.15,0.2,0.3"  # nats; empty turns a criterion off
     cross_eps_delta_logp: str = "0.5,0.75,1,2"
     cross_eps_entropy: str = "0.1,0.3,1"
-    cross_random_control: int = 1  # 1: a random control at each js run's budget
+    cross_random_control: int = 1  # 1: a random control at each js run's budget (none when js is off)
     cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
@@ -60,12 +60,16 @@ def env_name(name: str) -> str:
     return ENV.get(name, f"SHIFTLAKE_{name.upper()}")
 
 
+EMPTY_IS_A_VALUE = ("cross_eps_js", "cross_eps_delta_logp", "cross_eps_entropy")  # set but empty: criterion off
+
+
 def from_env(environ=os.environ) -> Settings:
-    """Settings with each field taken from its environment variable when set."""
+    """Settings with each field taken from its environment variable when set (an empty variable counts as
+    unset, except for the eps grids, where it turns the criterion off)."""
     values = {}
     for f in fields(Settings):
         raw = environ.get(env_name(f.name))
-        if raw in (None, ""):
+        if raw is None or (raw == "" and f.name not in EMPTY_IS_A_VALUE):
             continue
         kind = str if f.default is MISSING else type(f.default)
         try:

@@ -150,9 +150,11 @@ def scores(frame: pl.DataFrame, problems: pl.DataFrame, verifiers: str, keys: tu
             pl.lit(verifier.name).alias("verifier"), pl.lit(verifier.version).alias("verifier_version"),
             pl.Series("extracted_answer", [v.extracted_answer for v in verdicts], pl.String),
             pl.Series("correct", [v.correct for v in verdicts], pl.Boolean),
-            pl.Series("reason", [v.reason for v in verdicts], pl.String)))
+            pl.Series("reason", [v.reason for v in verdicts], pl.String),
+            pl.Series("extraction", [v.extraction for v in verdicts], pl.String)))
     if not parts:
         return frame.select(keys).with_columns(
             verifier=pl.lit(None, pl.String), verifier_version=pl.lit(None, pl.String),
-            extracted_answer=pl.lit(None, pl.String), correct=pl.lit(None, pl.Boolean), reason=pl.lit(None, pl.String))
+            extracted_answer=pl.lit(None, pl.String), correct=pl.lit(None, pl.Boolean), reason=pl.lit(None, pl.String),
+            extraction=pl.lit(None, pl.String))
     return pl.concat(parts)

@@ -64,8 +64,12 @@ class StudyResource(dg.ConfigurableResource):
         eps = tuple((name, parse_eps(getattr(s, f"cross_eps_{name}"), env_name(f"cross_eps_{name}")))
                     for name in ("js", "delta_logp", "entropy"))
         directions = tuple(d for d in s.cross_directions.replace(" ", "").split(",") if d)
-        return CrossGrid(directions, tuple((n, e) for n, e in eps if e), bool(s.cross_random_control),
-                         s.cross_divergence_on)
+        on = tuple((n, e) for n, e in eps if e)
+        if not on:
+            raise ValueError("every cross-sampling eps grid is empty (SHIFTLAKE_CROSS_EPS_JS, _DELTA_LOGP, _ENTROPY): "
+                             "give at least one criterion its thresholds, e.g. SHIFTLAKE_CROSS_EPS_JS=0.01,0.1")
+        random_control = bool(s.cross_random_control) and "js" in dict(on)  # it matches the js runs' budgets
+        return CrossGrid(directions, on, random_control, s.cross_divergence_on)
 
     def score(self, frame, problems, keys: tuple[str, ...] = studies.ROLLOUT_KEYS):
         """Verdicts on `frame`'s responses (`compute.study.scores`) with the configured verifiers."""

@@ -66,3 +66,53 @@ def test_uniforms_drawn_up_front_are_those_drawn_one_at_a_time(steps):
     for _ in range(steps):
         one_by_one = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens])
         assert torch.equal(rng.uniforms(), one_by_one)
+
+
+class _DropsTheCache(torch.nn.Module):
+    """A model whose forward takes the cache keyword but ignores it, as transformers 5.0-5.17 ignored the
+    `cache=` that shiftlake once passed: every decode step saw one token without its prefix."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, input_ids, attention_mask, position_ids, past_key_values=None, **kw):
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask[:, -input_ids.shape[1]:],
+                          position_ids=position_ids, **kw)
+
+
+class _MasksThePrefix(torch.nn.Module):
+    """A model that extends the cache it is given but lets decode steps attend to the new token only: the
+    cache checks pass, only a re-encode of the prefix shows that the step lost its context."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.config = inner, inner.config
+
+    def forward(self, input_ids, attention_mask, **kw):
+        if input_ids.shape[1] == 1:
+            attention_mask = torch.zeros_like(attention_mask)
+            attention_mask[:, -1] = 1
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kw)
+
+
+@pytest.mark.parametrize("broken,match", [(_DropsTheCache, "did not extend the KV cache"),
+                                          (_MasksThePrefix, "differs from re-encoding the prefix")])
+def test_a_model_that_breaks_cached_decoding_fails_at_the_first_step(broken, match):
+    """Sampling from such a model must raise at once rather than write wrong rollouts."""
+    from compute.sampling import KVCacheError
+
+    with pytest.raises(KVCacheError, match=match):
+        sample(broken(tiny_model(9)), [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)
+
+
+def test_the_cached_decoder_equals_re_encoding_on_the_installed_transformers():
+    """The same check the floor test runs on the lowest transformers pyproject accepts (test_floor.py)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("kv_cache_check.py")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "KV-cache decoding equals re-encoding" in done.stdout

@@ -1,0 +1,40 @@
+"""Settings from the environment as the README documents them, through the study resource a run uses."""
+
+import pytest
+
+from compute.settings import from_env
+from orchestration.resources import StudyResource
+
+
+def _grid(environ: dict, monkeypatch):
+    for k, v in environ.items():
+        monkeypatch.setenv(k, v)
+    return StudyResource().cross_grid()
+
+
+def test_an_empty_eps_variable_turns_its_criterion_off(monkeypatch):
+    """README: an empty SHIFTLAKE_CROSS_EPS_* turns a criterion off. It used to be read as unset, so the
+    default grid of that criterion ran anyway."""
+    grid = _grid({"SHIFTLAKE_CROSS_EPS_DELTA_LOGP": "", "SHIFTLAKE_CROSS_EPS_ENTROPY": ""}, monkeypatch)
+    assert [c for c, _ in grid.eps] == ["js"]
+    assert {r.criterion for r in grid.rules()} == {"js"}
+    assert grid.random_control
+
+
+def test_js_off_takes_the_random_control_with_it(monkeypatch):
+    """The random control matches the js runs' budgets: with js off there is nothing to match."""
+    grid = _grid({"SHIFTLAKE_CROSS_EPS_JS": "", "SHIFTLAKE_CROSS_EPS_ENTROPY": "0.5"}, monkeypatch)
+    assert dict(grid.eps) == {"delta_logp": (0.5, 0.75, 1.0, 2.0), "entropy": (0.5,)}
+    assert not grid.random_control
+
+
+def test_every_grid_empty_is_one_clear_error(monkeypatch):
+    with pytest.raises(ValueError, match="every cross-sampling eps grid is empty.*SHIFTLAKE_CROSS_EPS_JS=0.01"):
+        _grid({f"SHIFTLAKE_CROSS_EPS_{c}": "" for c in ("JS", "DELTA_LOGP", "ENTROPY")}, monkeypatch)
+
+
+def test_other_empty_variables_still_mean_unset():
+    """An empty BASE_MODEL or SHIFTLAKE_SEED is a variable left blank, not a value."""
+    s = from_env({"SHIFTLAKE_SEED": "", "BASE_MODEL": "", "SHIFTLAKE_CROSS_EPS_JS": "0.1,inf"})
+    assert s.seed == 1234 and s.base_model == from_env({}).base_model
+    assert s.cross_eps_js == "0.1,inf"
