@@ -6,6 +6,7 @@ import polars as pl
 
 from assets import checks
 from compute import study as studies
+from compute.modelstore import model_of
 from compute.summaries import cross_summarise, markdown_table
 from orchestration.partitions import checkpoints_partitions
 from orchestration.resources import StudyResource
@@ -20,7 +21,7 @@ def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, probl
     """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
     plus the random control at each js run's budget."""
     cfg = study.settings()
-    base, rl = study.model(base_model["uri"][0]), study.model(checkpoints["uri"][0])
+    base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
     frame = studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
                                   cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size)
     yield from checks.output_and_checks("cross_samples", frame)

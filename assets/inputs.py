@@ -7,8 +7,11 @@ import dagster as dg
 import polars as pl
 
 from assets import checks
-from compute.checkpoints import discover_checkpoints, incomplete_reason, listing_fingerprint
-from compute.models import check_finite_logits, check_same_tokenizer, content_hash, tokenizer_hash
+from compute import lake
+from compute.checkpoints import discover_checkpoints, has_weights, listing_fingerprint, not_ready
+from compute.models import (LoadedModel, check_finite_logits, check_same_tokenizer, content_hash, local_copy,
+                            model_folder, tokenizer_hash)
+from compute.modelstore import model_of, snapshot, stored
 from compute.problems import load_problems
 from orchestration.io_manager import PARTITION, TABLE
 from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
@@ -26,42 +29,74 @@ def problems(study: StudyResource):
 LISTING = "listing_fingerprint"  # metadata: names, sizes and mtimes of the folder's files when it was hashed
 
 
-def _model_row(checkpoint: str, uri: str, step: int | None, role: str, tokenizer) -> dg.Output:
-    """The model's `checkpoints` row; its data version is the folder's content hash, so changed weights
-    make everything computed from them stale."""
-    listed, digest = listing_fingerprint(uri), content_hash(uri)
+def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: str, layout: str,
+               study: StudyResource, lake_url: str, check=None) -> dg.Output:
+    """The model's `checkpoints` row, once its Hugging Face folder is in the lake's model store (the copy every
+    later step loads); its data version is the folder's content hash, so changed weights make everything
+    computed from them stale. `check(loaded model)` runs before the row is written."""
+    listed, digest = listing_fingerprint(found_at), content_hash(folder)
+    model_uri = snapshot(folder, lake_url, digest)
+    loaded = study.model(model_uri)
+    if check is not None:
+        check(loaded)
     frame = pl.DataFrame({
-        "checkpoint": [checkpoint], "uri": [uri], "step": [step], "role": [role],
-        "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(tokenizer)], "vocab_size": [len(tokenizer)],
-        "discovered_at": [datetime.now(timezone.utc)],
+        "checkpoint": [checkpoint], "uri": [found_at], "step": [step], "role": [role], "layout": [layout],
+        "model_uri": [model_uri], "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(loaded.tokenizer)],
+        "vocab_size": [len(loaded.tokenizer)], "discovered_at": [datetime.now(timezone.utc)],
     }, schema_overrides={"step": pl.Int64, "vocab_size": pl.Int64})
+    return _versioned(frame, digest, {LISTING: listed})
+
+
+def _versioned(frame: pl.DataFrame, digest: str, metadata: dict) -> dg.Output:
     with warnings.catch_warnings():  # data versions are beta in Dagster 1.13; staleness relies on them
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.Output(frame, data_version=dg.DataVersion(digest), metadata={LISTING: listed})
+        return dg.Output(frame, data_version=dg.DataVersion(digest), metadata=metadata)
 
 
-@dg.asset(code_version="2", group_name="inputs", kinds={"pytorch"},
+def _from_store(lake_url: str, partition: str, what: str, fix: str) -> dg.Output:
+    """The row a previous run wrote, when the model's folder is gone (rotated away by the trainer): the
+    analysis goes on from the model store, with the same data version."""
+    try:
+        row = lake.read_partition(lake_url, "checkpoints", partition)
+    except FileNotFoundError:
+        row = None
+    if row is None or not stored(lake_url, row["content_hash"][0]):
+        raise FileNotFoundError(f"{what}, and the lake's model store has no copy of it: {fix}")
+    return _versioned(row.drop("code_version", strict=False), row["content_hash"][0],
+                      {"source": f"{what}; analysed from the model store ({row['model_uri'][0]})"})
+
+
+@dg.asset(code_version="3", group_name="inputs", kinds={"pytorch"},
           metadata={TABLE: "checkpoints", PARTITION: BASE_PARTITION})
-def base_model(study: StudyResource) -> dg.Output[pl.DataFrame]:
+def base_model(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
     """The base model's row of the `checkpoints` table (role base)."""
-    path = study.settings().base_model
-    return _model_row("base", path, None, "base", study.model(path).tokenizer)
+    path, lake_url = study.settings().base_model, context.resources.io_manager.lake_url
+    if not has_weights(path):
+        return _from_store(lake_url, BASE_PARTITION, f"no base model at {path}",
+                           "set BASE_MODEL to a Hugging Face model folder (save_pretrained)")
+    return _model_row("base", path, local_copy(path), None, "base", "hf", study, lake_url)
 
 
-@dg.asset(code_version="2", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="3", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
 def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
                 base_model: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """One RL checkpoint's row of the `checkpoints` table; its tokenizer must be the base's."""
-    key = context.partition_key
+    """One RL checkpoint's row of the `checkpoints` table, its model (merged where the trainer wrote shards or
+    an adapter) kept in the lake's model store; its tokenizer must be the base's."""
+    key, lake_url = context.partition_key, context.resources.io_manager.lake_url
     folder = study.settings().checkpoints_url
     found = {c.key: c for c in discover_checkpoints(folder)}
     if key not in found:
-        raise FileNotFoundError(f"checkpoint {key!r} is not in {folder} (found: {sorted(found)})")
+        return _from_store(lake_url, f"checkpoint={key}", f"checkpoint {key!r} is no longer in {folder} "
+                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it")
     ckpt = found[key]
-    if why := incomplete_reason(ckpt.uri):
+    if why := not_ready(ckpt):
         raise ValueError(f"checkpoint {key} at {ckpt.uri} cannot be analysed: {why}. If the trainer is still "
-                         "writing it, the sensor takes it once complete; otherwise re-export it with save_pretrained.")
-    base, rl = study.model(base_model["uri"][0]), study.model(ckpt.uri)
-    check_same_tokenizer(base.path, base.tokenizer, rl.path, rl.tokenizer)
-    check_finite_logits(rl)
-    return _model_row(key, ckpt.uri, ckpt.step, "rl", rl.tokenizer)
+                         "writing it, the sensor takes it once complete.")
+    base = study.model(model_of(base_model))
+
+    def check(rl: LoadedModel) -> None:
+        check_same_tokenizer(base_model["uri"][0], base.tokenizer, ckpt.uri, rl.tokenizer)
+        check_finite_logits(rl)
+
+    model_dir = model_folder(ckpt, local_copy(model_of(base_model)))
+    return _model_row(key, ckpt.uri, model_dir, ckpt.step, "rl", ckpt.layout, study, lake_url, check)

@@ -5,6 +5,7 @@ import polars as pl
 
 from assets import checks
 from compute import study as studies
+from compute.modelstore import model_of
 from orchestration.io_manager import PARTITION, TABLE
 from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
 from orchestration.resources import StudyResource
@@ -20,7 +21,7 @@ def _sample(study: StudyResource, uri: str, problems: pl.DataFrame, checkpoint: 
           metadata={TABLE: "rollouts", PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_rollouts"))
 def base_rollouts(study: StudyResource, problems: pl.DataFrame, base_model: pl.DataFrame):
     """The base policy's responses, computed once and reused by every checkpoint."""
-    yield from checks.output_and_checks("rollouts", _sample(study, base_model["uri"][0], problems, "base", "base"))
+    yield from checks.output_and_checks("rollouts", _sample(study, model_of(base_model), problems, "base", "base"))
 
 
 @dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
@@ -28,5 +29,5 @@ def base_rollouts(study: StudyResource, problems: pl.DataFrame, base_model: pl.D
 def rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
              checkpoints: pl.DataFrame):
     """One RL checkpoint's responses, from the same per-rollout seeds as the base's."""
-    yield from checks.output_and_checks("rollouts", _sample(study, checkpoints["uri"][0], problems,
+    yield from checks.output_and_checks("rollouts", _sample(study, model_of(checkpoints), problems,
                                                             context.partition_key, "rl"))

@@ -5,6 +5,7 @@ import polars as pl
 
 from assets import checks
 from compute import study as studies
+from compute.modelstore import model_of
 from orchestration.partitions import checkpoints_partitions
 from orchestration.resources import StudyResource
 
@@ -14,7 +15,7 @@ from orchestration.resources import StudyResource
 def token_shifts(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame,
                  checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame, rollouts: pl.DataFrame):
     """Teacher-forced paired pass of base and RL over the base's and this checkpoint's rollouts."""
-    base, rl = study.model(base_model["uri"][0]), study.model(checkpoints["uri"][0])
+    base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
     both = pl.concat([base_rollouts, rollouts], how="vertical_relaxed")
     frame = studies.token_shifts(base, rl, both, context.partition_key, study.paired())
     yield from checks.output_and_checks("token_shifts", frame, {"rollouts": both}, vocab=len(base.tokenizer))

@@ -1,8 +1,16 @@
 """Finding RL checkpoints in a folder (local, or an S3 prefix) and naming them; telling complete ones.
 
-Recognises TRL / HF Trainer `checkpoint-<step>/`, verl `global_step_<n>/actor[/huggingface]/` and any
-folder holding `config.json` plus weights. Keys are readable and safe as partition keys and path parts.
-Local folders and `s3://` prefixes go through the same fsspec code; only the URL differs.
+Layouts, as trainers write them (each checkpoint is one folder directly under the watched folder):
+    hf         any folder holding config.json plus weights (one file or sharded with an index): TRL / HF
+               Trainer `checkpoint-<step>/`, OpenRLHF `global_step<n>_hf/`, save_pretrained output, and verl's
+               `global_step_<n>/actor/huggingface/` when it holds weights
+    verl_fsdp  verl's `global_step_<n>/actor/` FSDP shards (`compute.verl` merges them)
+    peft       a LoRA adapter (`adapter_config.json` + `adapter_model.safetensors`, as TRL writes with a
+               `peft_config`), merged into the base (`compute.peft_merge`)
+A folder named like a checkpoint (`checkpoint-<n>`, `global_step<n>`, `global_step_<n>`) that is none of these
+is still listed, with `problem` saying what was found and what converts it, so that nothing is skipped
+without a word. Keys are readable and safe as partition keys and path parts. Local folders and `s3://`
+prefixes go through the same fsspec code; only the URL differs.
 """
 
 from __future__ import annotations
@@ -16,15 +24,18 @@ from dataclasses import dataclass
 
 from compute.lake import filesystem
 
-_STEP = re.compile(r"(?:checkpoint-|global_step_)(\d+)$")
+_STEP = re.compile(r"(?:checkpoint-|global_step_?)(\d+)(?:_hf)?$")
+LAYOUTS = ("hf", "verl_fsdp", "peft", "unknown")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     key: str
-    uri: str
+    uri: str  # the folder holding the model as the trainer wrote it (HF folder, verl actor/, adapter folder)
     step: int | None
+    layout: str = "hf"  # one of LAYOUTS
+    problem: str | None = None  # why it cannot be analysed as it stands: what was found, and the fix
 
 
 def _fs(url: str):
@@ -58,15 +69,39 @@ def checkpoint_key(name: str, step: int | None) -> str:
     return f"rl-{safe or 'unnamed'}"
 
 
-def _model_folder(folder: str) -> str | None:
-    for candidate in (folder, f"{folder}/actor/huggingface", f"{folder}/actor"):
-        if has_weights(candidate):
-            return candidate
-    return None
+def _layout(folder: str, named_like_a_checkpoint: bool) -> tuple[str, str, str | None] | None:
+    """(layout, model folder, problem) of a folder under the watched one; None when it is not a checkpoint."""
+    from compute.verl import verl_actor_folder
+
+    if has_weights(folder):
+        return "hf", folder, None
+    if (verl := verl_actor_folder(folder)) is not None:
+        if verl.hf_weights:
+            return "hf", verl.hf_weights, None
+        problem = verl.problem or (f"verl has not yet marked step {verl.step} saved (latest_checkpointed_iteration.txt)"
+                                   if verl.saved is False else None)
+        return "verl_fsdp", verl.actor, problem
+    fs, folder = _fs(folder)
+    if fs.exists(f"{folder}/adapter_config.json"):
+        from compute.peft_merge import adapter_info
+
+        return "peft", folder, adapter_info(folder).problem
+    if not named_like_a_checkpoint:
+        return None
+    found = sorted(i["name"].rstrip("/").rsplit("/", 1)[-1] + ("/" if i["type"] == "directory" else "")
+                   for i in fs.ls(folder, detail=True))
+    listed = ", ".join(found[:12]) + (", ..." if len(found) > 12 else "") or "nothing"
+    deepspeed = any(n.endswith("_model_states.pt") or n.startswith("zero_pp_rank_") for n in found)
+    fix = ("a DeepSpeed ZeRO checkpoint (OpenRLHF's ckpt/_actor, for one): convert it with DeepSpeed's "
+           f"`python {folder}/zero_to_fp32.py {folder} <out>` or save it with --save_hf_ckpt" if deepspeed else
+           "expected config.json with weights (save_pretrained), verl's actor/ FSDP shards, or a PEFT adapter "
+           "(adapter_config.json + adapter_model.safetensors)")
+    return "unknown", folder, f"no model shiftlake can load in {folder} (found: {listed}): {fix}"
 
 
 def discover_checkpoints(root: str) -> list[Checkpoint]:
-    """Every model folder directly under `root`, ordered by step (unnamed steps last, by name)."""
+    """Every checkpoint folder directly under `root`, ordered by step (unnamed steps last, by name); those that
+    cannot be analysed as they stand carry their `problem`."""
     fs, root = _fs(str(root))
     if not fs.isdir(root):
         raise FileNotFoundError(f"checkpoint folder {root} does not exist; set CHECKPOINTS_URL to the folder "
@@ -76,13 +111,13 @@ def discover_checkpoints(root: str) -> list[Checkpoint]:
         if info["type"] != "directory":
             continue
         folder = _url(fs, info["name"].rstrip("/"), root)
-        model = _model_folder(folder)
-        if model is None:
-            continue
         name = folder.rsplit("/", 1)[-1]
         m = _STEP.search(name)
+        layout = _layout(folder, m is not None)
+        if layout is None:
+            continue
         step = int(m.group(1)) if m else None
-        found.append(Checkpoint(checkpoint_key(name, step), model, step))
+        found.append(Checkpoint(checkpoint_key(name, step), layout[1], step, layout[0], layout[2]))
     return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.key))
 
 
@@ -106,6 +141,33 @@ def listing_fingerprint(path: str) -> str:
 def has_marker(path: str) -> bool:
     fs, root = _fs(str(path))
     return any(fs.exists(f"{root}/{m}") for m in MARKERS)
+
+
+def not_ready(ckpt: Checkpoint) -> str | None:
+    """Why a discovered checkpoint cannot be analysed now (None: it can): its layout's problem, or files
+    missing or truncated (the trainer may still be writing)."""
+    if ckpt.problem:
+        return ckpt.problem
+    if ckpt.layout == "peft":
+        return adapter_incomplete_reason(ckpt.uri)
+    return incomplete_reason(ckpt.uri) if ckpt.layout == "hf" else None
+
+
+def adapter_incomplete_reason(path: str) -> str | None:
+    """A PEFT adapter folder is whole: adapter_config.json parses and every adapter weight file is whole."""
+    fs, root = _fs(str(path))
+    files = _files(fs, root)
+    try:
+        json.loads(fs.cat_file(f"{root}/adapter_config.json"))
+    except (OSError, ValueError) as exc:
+        return f"adapter_config.json unreadable ({type(exc).__name__})"
+    weights = sorted(n for n in files if n.startswith("adapter_model."))
+    if not weights:
+        return "no adapter_model.safetensors"
+    for name in weights:
+        if name.endswith(".safetensors") and not _safetensors_whole(fs, f"{root}/{name}", int(files[name]["size"])):
+            return f"adapter weights {name} truncated or unreadable"
+    return None
 
 
 def incomplete_reason(path: str) -> str | None:

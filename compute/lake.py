@@ -10,7 +10,9 @@ time, as Dagster runs it).
 
 S3 (`s3://bucket/prefix`): the endpoint comes from AWS_ENDPOINT_URL (unset: AWS), credentials from the
 usual AWS variables. Transient errors are retried with backoff; a store that stays down fails with
-`LakeUnavailable` naming the endpoint, table and partition. Credentials never appear in messages.
+`LakeUnavailable` naming the lake, its endpoint, the table and partition. Missing or refused credentials
+are not retried: they fail at once with `LakeUnavailable` naming the lake, its endpoint and the variables
+to set. Credentials never appear in messages.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -40,10 +43,11 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0)  # between attempts; then the error is fin
 
 
 class LakeUnavailable(OSError):
-    """The lake's store did not answer or refused, after retries."""
+    """The lake's store did not answer (after retries), or has no credentials or refused them."""
 
 
 def endpoint(lake_url: str) -> str:
+    """Where a lake's store answers: AWS_ENDPOINT_URL(_S3), AWS S3, or the local filesystem."""
     if lake_url.startswith(("s3://", "s3a://")):
         return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "AWS S3"
     return "local filesystem"
@@ -67,7 +71,73 @@ def _redact(text: str) -> str:
     for var in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN"):
         if value := os.environ.get(var):
             text = text.replace(value, "***")
-    return text
+    return " ".join(text.split())  # one line
+
+
+CREDENTIALS = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary keys, "
+               "AWS_ENDPOINT_URL for a store other than AWS S3); for the local SeaweedFS, `make s3-up` writes "
+               "them to infra/s3.env: set -a; . infra/s3.env; set +a")
+
+# S3 error codes of a request the store refused as unauthenticated or unauthorised: no retry heals them
+REFUSED = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "AuthorizationHeaderMalformed", "ExpiredToken",
+           "InvalidAccessKeyId", "InvalidSecurity", "InvalidToken", "RequestTimeTooSkewed", "SignatureDoesNotMatch",
+           "TokenRefreshRequired", "403"}
+
+
+def _s3_code(exc: BaseException) -> str | None:
+    """The S3 error code of a botocore ClientError, or of the one s3fs translated into `exc`."""
+    for e in (exc, exc.__cause__):
+        if isinstance(response := getattr(e, "response", None), dict):
+            return response.get("Error", {}).get("Code")
+    return None
+
+
+def _where(lake_url: str) -> str:
+    return f"the lake {resolve_lake_url(lake_url)} (endpoint {endpoint(lake_url)})"
+
+
+@contextmanager
+def store_errors(lake_url: str | None, what: str) -> Iterator[None]:
+    """Raise what a remote lake's store raises inside the block, outside `with_retries` (DuckDB's views reach
+    it through `filesystem`), as the lake's own `LakeUnavailable` when it is one: credentials missing or
+    refused, the store unreachable. Anything else, and local lakes' errors, pass unchanged."""
+    lake_url = resolve_lake_url(lake_url)
+    try:
+        yield
+    except LakeUnavailable:
+        raise
+    except Exception as e:
+        if "://" not in lake_url:
+            raise
+        from botocore.exceptions import BotoCoreError
+
+        if (error := _refusal(lake_url, what, e)) is not None:
+            raise error from None
+        if _transient(e) and isinstance(e, BotoCoreError):
+            raise _unreachable(lake_url, what, e) from None
+        raise
+
+
+def _refusal(lake_url: str, what: str, exc: BaseException) -> LakeUnavailable | None:
+    """Credentials missing, or refused by the store: no retry heals these."""
+    from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):  # raised before any request is sent
+        which = "incomplete" if isinstance(exc, PartialCredentialsError) else "no"
+        return LakeUnavailable(f"{which} credentials for {_where(lake_url)} while {what} "
+                               f"({type(exc).__name__}: {_redact(str(exc))}): {CREDENTIALS}")
+    code = _s3_code(exc)  # a local PermissionError has none
+    if code in REFUSED or (code and isinstance(exc, PermissionError)):
+        return LakeUnavailable(f"{_where(lake_url)} refused {what} ({code}: {_redact(str(exc))}): check the "
+                               f"credentials and the bucket's policy; {CREDENTIALS}")
+    return None
+
+
+def _unreachable(lake_url: str, what: str, exc: BaseException, attempts: int = 1) -> LakeUnavailable:
+    return LakeUnavailable(
+        f"{_where(lake_url)} did not answer while {what}" + (f", after {attempts} attempts" if attempts > 1 else "")
+        + f" ({type(exc).__name__}: {_redact(str(exc))}). Start it (make s3-up for the local SeaweedFS) or check "
+        "AWS_ENDPOINT_URL and LAKE_URL; what was already written is unchanged.")
 
 
 def _transient(exc: BaseException) -> bool:
@@ -78,40 +148,39 @@ def _transient(exc: BaseException) -> bool:
         or "Endpoint" in type(exc).__name__
 
 
-def with_retries(lake_url: str, what: str, action: Callable):
-    """`action()`, retried with backoff on transient errors of a remote store; final errors name the store
-    and `what`. Local paths get one attempt and their own errors."""
+def with_retries(lake_url: str | None, what: str, action: Callable):
+    """`action()`, retried with backoff on transient errors of a remote store; final errors (the store still
+    down, credentials missing or refused) are `LakeUnavailable` naming the lake and `what`. Local paths get
+    one attempt and their own errors."""
+    lake_url = resolve_lake_url(lake_url)
     if "://" not in lake_url:
         return action()
     for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
         try:
             return action()
-        except PermissionError as e:
-            raise LakeUnavailable(f"{endpoint(lake_url)} refused {what}: {_redact(str(e))}. Check "
-                                  "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and the bucket's policy).") from None
         except Exception as e:
+            if (refused := _refusal(lake_url, what, e)) is not None:
+                raise refused from None
             if not _transient(e):
                 raise
             if delay is None:
-                raise LakeUnavailable(
-                    f"the lake at {endpoint(lake_url)} did not answer while {what}, after {attempt + 1} attempts "
-                    f"({type(e).__name__}: {_redact(str(e))}). Start it (make s3-up for the local SeaweedFS) "
-                    "or point LAKE_URL elsewhere; what was already written is unchanged.") from None
+                raise _unreachable(lake_url, what, e, attempt + 1) from None
             time.sleep(delay)
 
 
-def partition_dir(lake_url: str, table: str, partition: str) -> str:
+def partition_dir(lake_url: str | None, table: str, partition: str) -> str:
     return f"{resolve_lake_url(lake_url)}/{table}/{partition}"
 
 
-def write_partition(lake_url: str, table: str, partition: str, frame: pl.DataFrame) -> str:
+def write_partition(lake_url: str | None, table: str, partition: str, frame: pl.DataFrame) -> str:
     """Write `frame` as the whole content of one partition, atomically replacing what was there."""
     return write_file(lake_url, table, partition, DATA_FILE,
                       lambda f: pq.write_table(frame.to_arrow(), f, compression="zstd"))
 
 
-def write_file(lake_url: str, table: str, partition: str, name: str, write_to: Callable) -> str:
+def write_file(lake_url: str | None, table: str, partition: str, name: str, write_to: Callable) -> str:
     """Write one file of a partition (`write_to(binary file)` fills it), atomically replacing what was there."""
+    lake_url = resolve_lake_url(lake_url)
     fs = filesystem(lake_url)
     folder = partition_dir(lake_url, table, partition)
     tmp = f"{folder}/{TMP_PREFIX}{uuid.uuid4().hex}.{name}.part"
@@ -148,8 +217,9 @@ def _remove_leftovers(fs: fsspec.AbstractFileSystem, folder: str) -> None:
         pass  # best effort: the partition is already written, and its next write tries again
 
 
-def read_file(lake_url: str, table: str, partition: str, name: str, parse: Callable = lambda f: f.read()):
+def read_file(lake_url: str | None, table: str, partition: str, name: str, parse: Callable = lambda f: f.read()):
     """One file of a partition, `parse(binary file)` (default: its bytes)."""
+    lake_url = resolve_lake_url(lake_url)
     path = f"{partition_dir(lake_url, table, partition)}/{name}"
     fs = filesystem(lake_url)
 
@@ -165,13 +235,14 @@ def read_file(lake_url: str, table: str, partition: str, name: str, parse: Calla
                                 "materialise it first") from None
 
 
-def read_partition(lake_url: str, table: str, partition: str) -> pl.DataFrame:
+def read_partition(lake_url: str | None, table: str, partition: str) -> pl.DataFrame:
     return read_file(lake_url, table, partition, DATA_FILE, lambda f: pl.from_arrow(pq.read_table(f)))
 
 
-def list_partitions(lake_url: str, table: str) -> list[str]:
+def list_partitions(lake_url: str | None, table: str) -> list[str]:
+    lake_url = resolve_lake_url(lake_url)
     fs = filesystem(lake_url)
-    root = f"{resolve_lake_url(lake_url)}/{table}"
+    root = f"{lake_url}/{table}"
 
     def listed() -> list[str]:
         fs.invalidate_cache()

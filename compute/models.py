@@ -63,6 +63,23 @@ def local_copy(uri: str | Path) -> Path:
     return target
 
 
+def model_folder(checkpoint, base_model: str | Path) -> Path:
+    """A local Hugging Face folder holding a discovered checkpoint's model (`compute.checkpoints.Checkpoint`):
+    the folder itself (or its cached copy), verl's FSDP shards merged, or a LoRA adapter merged into the base;
+    merges are cached, so each happens once per content."""
+    if checkpoint.layout == "hf":
+        return local_copy(checkpoint.uri)
+    if checkpoint.layout == "verl_fsdp":
+        from compute.verl import merged_copy
+
+        return merged_copy(checkpoint.uri)
+    if checkpoint.layout == "peft":
+        from compute.peft_merge import merged_adapter_copy
+
+        return merged_adapter_copy(local_copy(base_model), local_copy(checkpoint.uri))
+    raise ValueError(checkpoint.problem or f"checkpoint {checkpoint.key}: layout {checkpoint.layout!r} cannot be loaded")
+
+
 def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
     path = local_copy(path)
     if not (path / "config.json").exists():

@@ -8,6 +8,10 @@ anonymous requests and unknown keys are refused. `up` writes the environment to 
 LAKE_URL=s3://shiftlake/lake, AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION.
 Against AWS or any other S3 endpoint, the same variables are all that changes. Tests start their own
 server on free ports through `start`/`stop`.
+
+Every port weed listens on (master, volume, filer and S3, each with its gRPC port at +10000, and metrics)
+is reserved as one set, held by our own sockets until just before weed starts; if weed still finds one
+taken ("address already in use" in its log), it is started once more on a fresh set.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,24 +64,70 @@ def ensure_identities(path: Path = IDENTITIES) -> tuple[str, str]:
     return cred["accessKey"], cred["secretKey"]
 
 
-def _free_port() -> int:
-    """A free port p with p + 10000 free too (SeaweedFS puts each service's gRPC there)."""
-    for _ in range(100):
+SERVICES = ("s3", "master", "volume", "filer")  # each listens on its port and on its gRPC port, port + GRPC_OFFSET
+GRPC_OFFSET = 10000
+ALREADY_IN_USE = "address already in use"  # what weed logs (then exits) when a port it listens on is taken
+
+
+@dataclass
+class Ports:
+    """Ports held by listening sockets until `release()`: service -> port (gRPC at port + GRPC_OFFSET), and
+    "metrics". While held, no other socket can take them; all are distinct, and none was in use when taken."""
+    ports: dict[str, int]
+    sockets: list[socket.socket]
+
+    def hold(self, port: int) -> bool:
+        """Bind and listen on 127.0.0.1:`port` as weed's (Go's) listeners do (SO_REUSEADDR: a port left in
+        TIME_WAIT by a previous server is free, a bound or listening one is not, our own held ones included)."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen(1)
+        except OSError:
+            s.close()
+            return False
+        self.sockets.append(s)
+        return True
+
+    def release(self) -> None:
+        for s in self.sockets:
+            s.close()
+        self.sockets.clear()
+
+
+def _kernel_ports() -> Iterator[int]:
+    """Ports the kernel hands out as free (bind to port 0), each one still to be held."""
+    while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        if port < 55000 and _is_free(port + 10000):
-            return port
-    raise RuntimeError("no free port pair found")
+        yield port
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+def reserve_ports(s3_port: int | None = None, candidates: Iterator[int] | None = None,
+                  attempts: int = 100) -> Ports:
+    """Every port `weed server` listens on, held together: each service's port and its gRPC partner
+    (+GRPC_OFFSET), then the metrics port; S3 on `s3_port` if given. A set with a port that cannot be held
+    is released whole and picked again. Release it just before starting the server."""
+    if s3_port and s3_port + GRPC_OFFSET > 65535:
+        raise ValueError(f"S3 port {s3_port}: its gRPC port {s3_port + GRPC_OFFSET} would be above 65535")
+    candidates = candidates or _kernel_ports()
+    for _ in range(attempts):
+        held = Ports({}, [])
+        for name in (*SERVICES, "metrics"):
+            port = s3_port if name == "s3" and s3_port else next(candidates)
+            wanted = (port,) if name == "metrics" else (port, port + GRPC_OFFSET)
+            if max(wanted) > 65535 or not all(held.hold(p) for p in wanted):
+                break
+            held.ports[name] = port
+        else:
+            return held
+        held.release()
+        if name == "s3" and s3_port:  # held first: nothing of ours is in its way, and it will not heal
+            raise OSError(f"S3 port {s3_port} or its gRPC port {s3_port + GRPC_OFFSET} is in use: stop what "
+                          "listens there (make s3-down) or choose another with SHIFTLAKE_S3_PORT")
+    raise RuntimeError(f"no set of free ports for SeaweedFS after {attempts} attempts")
 
 
 def s3_env(port: int, access: str, secret: str) -> dict[str, str]:
@@ -84,36 +135,63 @@ def s3_env(port: int, access: str, secret: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": access, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1"}
 
 
+class PortTaken(RuntimeError):
+    """weed could not listen on a port of its set: something took it between the release and weed's listen."""
+
+
 def start(state: Path = STATE, identities: Path = IDENTITIES, s3_port: int | None = None,
           timeout: float = 60.0) -> Server:
-    """Start `weed server` with S3 on 127.0.0.1, wait until it answers, create the bucket."""
+    """Start `weed server` with S3 on 127.0.0.1 on a reserved set of ports, wait until it answers, create the
+    bucket. If a port of the set was taken all the same before weed listened on it, once more on a fresh set."""
     state.mkdir(parents=True, exist_ok=True)
     (state / "data").mkdir(exist_ok=True)
     access, secret = ensure_identities(identities)
-    port = s3_port or _free_port()
+    for attempt in range(2):
+        ports = reserve_ports(s3_port)
+        process, log_from = _launch(state, identities, ports)
+        env = s3_env(ports.ports["s3"], access, secret)
+        try:
+            _wait_and_create_bucket(env, process, timeout, state, log_from)
+            return Server(process, env, state)
+        except PortTaken:
+            if attempt:
+                raise
+
+
+def _launch(state: Path, identities: Path, ports: Ports) -> tuple[subprocess.Popen, int]:
+    """`weed server` on `ports`, released just before it starts; returns it and where its log starts."""
+    p = ports.ports
     cmd = [weed_binary(), "server", f"-dir={state / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-           "-s3", f"-s3.port={port}", f"-s3.config={identities}", f"-master.port={_free_port()}",
-           f"-volume.port={_free_port()}", f"-filer.port={_free_port()}", "-master.volumeSizeLimitMB=256",
-           "-volume.max=20", f"-metricsPort={_free_port()}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
-    log = open(state / "weed.log", "ab")
-    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+           "-s3", f"-s3.port={p['s3']}", f"-s3.config={identities}", f"-master.port={p['master']}",
+           f"-volume.port={p['volume']}", f"-filer.port={p['filer']}", "-master.volumeSizeLimitMB=256",
+           "-volume.max=20", f"-metricsPort={p['metrics']}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    log_path = state / "weed.log"
+    log_from = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as log:
+        ports.release()
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     (state / "weed.pid").write_text(str(process.pid))
-    env = s3_env(port, access, secret)
-    _wait_and_create_bucket(env, process, timeout, state)
-    return Server(process, env, state)
+    return process, log_from
 
 
-def _wait_and_create_bucket(env: dict[str, str], process: subprocess.Popen, timeout: float, state: Path) -> None:
+def _wait_and_create_bucket(env: dict[str, str], process: subprocess.Popen, timeout: float, state: Path,
+                            log_from: int = 0) -> None:
     import s3fs
 
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            with open(state / "weed.log", "rb") as log:
+                log.seek(log_from)
+                taken = [line for line in log.read().decode(errors="replace").splitlines() if ALREADY_IN_USE in line]
+            if taken:
+                raise PortTaken(f"weed server could not listen: {taken[0]}")
             raise RuntimeError(f"weed server exited with code {process.returncode}; see {state / 'weed.log'}")
         try:
             fs = s3fs.S3FileSystem(key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"],
-                                   endpoint_url=env["AWS_ENDPOINT_URL"], skip_instance_cache=True)
+                                   endpoint_url=env["AWS_ENDPOINT_URL"], skip_instance_cache=True,
+                                   config_kwargs={"connect_timeout": 2, "retries": {"max_attempts": 1}})  # we loop
             if not fs.exists(BUCKET):
                 fs.mkdir(BUCKET)
             fs.ls(BUCKET)

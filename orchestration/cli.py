@@ -17,7 +17,7 @@ import sys
 
 
 def cmd_sql(args) -> int:
-    from compute import lakesql
+    from compute import lake, lakesql
 
     if args.list:
         print("\n".join(lakesql.list_queries()))
@@ -30,9 +30,11 @@ def cmd_sql(args) -> int:
         print(f"shiftlake sql: no query file {args.file}; known queries: {', '.join(lakesql.list_queries())}",
               file=sys.stderr)
         return 2
+    url = lake.resolve_lake_url(args.lake)
     try:
-        frame = lakesql.run(text, args.lake)
-    except LookupError as e:
+        with lake.store_errors(url, "running the query"):
+            frame = lakesql.run(text, url)
+    except (LookupError, lake.LakeUnavailable) as e:
         print(f"shiftlake sql: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # a DuckDB parse or binder error: show it without a traceback
@@ -47,19 +49,21 @@ def cmd_report(args) -> int:
 
     from compute import lake, lakesql, report
 
+    url = lake.resolve_lake_url(args.lake)
     try:
-        keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' ORDER BY step",
-                                              args.lake)["checkpoint"].to_list()
-        for key in keys:
-            path, drawn = report.write_report(args.lake, key)
-            missing = [f for f in drawn if isinstance(f, str)]
-            print(path + "".join(f"\n  {m}" for m in missing))
-            if args.out:
-                target = Path(args.out) / key / report.FILE if len(keys) > 1 else Path(args.out)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(lake.read_file(args.lake, report.TABLE, f"checkpoint={key}", report.FILE))
-                print(f"  copied to {target}")
-    except LookupError as e:
+        with lake.store_errors(url, "making the report"):
+            keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' "
+                                                  "ORDER BY step", url)["checkpoint"].to_list()
+            for key in keys:
+                path, drawn = report.write_report(url, key)
+                missing = [f for f in drawn if isinstance(f, str)]
+                print(path + "".join(f"\n  {m}" for m in missing))
+                if args.out:
+                    target = Path(args.out) / key / report.FILE if len(keys) > 1 else Path(args.out)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(lake.read_file(url, report.TABLE, f"checkpoint={key}", report.FILE))
+                    print(f"  copied to {target}")
+    except (LookupError, lake.LakeUnavailable) as e:
         print(f"shiftlake report: {e}", file=sys.stderr)
         return 1
     return 0
@@ -88,11 +92,16 @@ def cmd_demo(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from compute.lake import resolve_lake_url
+    from compute import lake
     from compute.quality import check_lake
 
-    url = resolve_lake_url(args.lake)
-    results = check_lake(url)
+    url = lake.resolve_lake_url(args.lake)
+    try:
+        with lake.store_errors(url, "checking the lake"):
+            results = check_lake(url)
+    except lake.LakeUnavailable as e:
+        print(f"shiftlake check: {e}", file=sys.stderr)
+        return 1
     failed = [(p, r) for p, r in results if not r.passed]
     for partition, r in results:
         where = f"{r.table}[{partition}]" if partition else r.table
@@ -152,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
-    p.add_argument("--lake", help="lake URL (default: LAKE_URL)")
+    p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
     p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")

@@ -25,10 +25,11 @@ def ensure_dagster_home() -> Path:
 
 
 def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> list[str]:
-    """Add every checkpoint found under `checkpoints_url` as a `checkpoints` partition; return all keys."""
+    """Add every checkpoint found under `checkpoints_url` that shiftlake can load as a `checkpoints` partition;
+    return their keys."""
     from orchestration.partitions import checkpoints_partitions
 
-    keys = [c.key for c in discover_checkpoints(checkpoints_url)]
+    keys = [c.key for c in discover_checkpoints(checkpoints_url) if not c.problem]
     known = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
     new = [k for k in keys if k not in known]
     if new:

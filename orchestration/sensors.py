@@ -1,22 +1,31 @@
 """The checkpoint sensor: every new, complete checkpoint under CHECKPOINTS_URL becomes a `checkpoints`
 partition and gets one `checkpoint_job` run; the base's tables are requested once if they are missing.
 
-A checkpoint counts when `compute.checkpoints.incomplete_reason` finds nothing missing and either a marker
+A checkpoint counts when `compute.checkpoints.not_ready` finds nothing missing or unloadable and either a marker
 file says it is whole or its listing (names, sizes, mtimes) is the one the previous tick saw. The cursor
 holds those listings and the run keys already requested; run keys are `<key>@<listing>`, so a daemon
 restart that replays a tick neither loses nor duplicates a run. Checkpoints already analysed (their
 `cross_summaries` and `summaries` exist) are registered but not re-run; deleted ones keep their partition
-and data. `plan_tick` holds the logic and knows nothing about Dagster.
+and data.
+
+A partition whose run failed is retried: at once when the cause may have changed (the study's settings, the
+assets' code versions or the checkpoint's files differ from those of the failed request), else with backoff
+(1, 2, 4 ... minutes, at most an hour between tries); retries get run keys `<key>@<listing>#<try>`. Until then
+the sensor log names it as failed, with when it is tried next. `plan_tick` holds the logic and knows nothing
+about Dagster.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 
 import dagster as dg
 
-from compute.checkpoints import discover_checkpoints, has_marker, incomplete_reason, listing_fingerprint
+from compute.checkpoints import discover_checkpoints, has_marker, listing_fingerprint, not_ready
 from compute.settings import from_env
 from orchestration.jobs import base_job, checkpoint_job
 from orchestration.partitions import checkpoints_partitions
@@ -33,18 +42,36 @@ class Candidate:
     marker: bool = False
 
 
+@dataclass(frozen=True)
+class LastRun:
+    """The latest run Dagster holds for a partition."""
+    status: str  # "running" (queued or under way), "failed" or "succeeded"
+    ended_at: float | None = None  # unix seconds
+    error: str = ""
+
+
 @dataclass
 class TickPlan:
     new_partitions: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (partition key, run key)
     waiting: dict[str, str] = field(default_factory=dict)  # key -> why not yet
+    failed: dict[str, str] = field(default_factory=dict)  # key -> its last run failed; when it is retried
     deleted: list[str] = field(default_factory=list)
     cursor: dict = field(default_factory=dict)
 
 
-def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], analysed: set[str]) -> TickPlan:
-    """What one tick does, from what is on disk, the previous cursor and what Dagster already holds."""
-    seen, requested = cursor.get("seen", {}), dict(cursor.get("requested", {}))
+def retry_after_s(attempts: int) -> float:
+    """Seconds after the `attempts`-th failed run before the next try, when nothing else changed."""
+    return min(60.0 * 2 ** (attempts - 1), 3600.0)
+
+
+def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], analysed: set[str],
+              last_runs: dict[str, LastRun] | None = None, cause: str = "", now: float = 0.0) -> TickPlan:
+    """What one tick does, from what is on disk, the previous cursor and what Dagster already holds
+    (`last_runs`: each partition's latest run; `cause`: a fingerprint of the settings and code versions)."""
+    seen, last_runs = cursor.get("seen", {}), last_runs or {}
+    requested = {k: v if isinstance(v, dict) else {"run_key": v, "attempt": 1, "cause": cause}
+                 for k, v in cursor.get("requested", {}).items()}  # cursors of older versions held run keys only
     plan = TickPlan()
     for c in candidates:
         if c.incomplete:
@@ -55,10 +82,24 @@ def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], a
             continue
         if c.key not in registered:
             plan.new_partitions.append(c.key)
-        run_key = f"{c.key}@{c.listing}"
-        if c.key not in analysed and c.key not in requested:
-            plan.runs.append((c.key, run_key))
-            requested[c.key] = run_key
+        if c.key in analysed:
+            continue
+        before, last = requested.get(c.key), last_runs.get(c.key)
+        if before is None:
+            attempt = 1
+        elif last is None or last.status != "failed":
+            continue  # requested: queued, under way, or done
+        else:
+            changed = before["cause"] != cause or not before["run_key"].startswith(f"{c.key}@{c.listing}")
+            due = (last.ended_at or 0.0) + retry_after_s(before["attempt"])
+            if not changed and now < due:
+                plan.failed[c.key] = (f"run failed ({last.error or 'see the run'}); try {before['attempt'] + 1} in "
+                                      f"{due - now:.0f} s, or at once when settings, code or its files change")
+                continue
+            attempt = before["attempt"] + 1
+        run_key = f"{c.key}@{c.listing}" + (f"#{attempt}" if attempt > 1 else "")
+        plan.runs.append((c.key, run_key))
+        requested[c.key] = {"run_key": run_key, "attempt": attempt, "cause": cause}
     present = {c.key for c in candidates}
     plan.deleted = sorted(k for k in seen if k not in present)
     plan.cursor = {"seen": {c.key: c.listing for c in candidates}, "requested": requested}
@@ -66,7 +107,7 @@ def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], a
 
 
 def scan(checkpoints_url: str) -> list[Candidate]:
-    return [Candidate(c.key, listing_fingerprint(c.uri), incomplete_reason(c.uri), has_marker(c.uri))
+    return [Candidate(c.key, listing_fingerprint(c.uri), not_ready(c), has_marker(c.uri))
             for c in discover_checkpoints(checkpoints_url)]
 
 
@@ -75,6 +116,43 @@ def _analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     for asset in ANALYSED_BY:
         done &= set(instance.get_materialized_partitions(dg.AssetKey(asset)))
     return done
+
+
+def last_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, LastRun]:
+    """The latest `checkpoint_job` run of each partition, with the first line of its error when it failed."""
+    out = {}
+    for key in keys:
+        runs = instance.get_runs(dg.RunsFilter(job_name=checkpoint_job.name, tags={"dagster/partition": key}), limit=1)
+        if not runs:
+            continue
+        run = runs[0]
+        if not run.is_finished:
+            out[key] = LastRun("running")
+            continue
+        record = instance.get_run_record_by_id(run.run_id)
+        ended = record.end_time if record else None
+        out[key] = LastRun("failed", ended, _error(instance, run.run_id)) if run.is_failure else LastRun("succeeded", ended)
+    return out
+
+
+def _error(instance: dg.DagsterInstance, run_id: str) -> str:
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        error = record.dagster_event.step_failure_data.error
+        if error is not None:
+            cause = error.cause or error
+            return f"{record.step_key}: {cause.message.strip().splitlines()[-1][:300]}"
+    return ""
+
+
+def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = None) -> str:
+    """What a failed run's cause may hide in: the study's settings and the assets' code versions."""
+    versions = []
+    repo = context.repository_def if context is not None else None
+    if repo is not None:
+        versions = sorted((k.to_user_string(), str(a.code_versions_by_key.get(k)))
+                          for k, a in repo.assets_defs_by_key.items())
+    blob = json.dumps([sorted(dataclasses.asdict(settings).items()), versions], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _base_missing(instance: dg.DagsterInstance) -> bool:
@@ -88,18 +166,26 @@ def checkpoint_sensor(context: dg.SensorEvaluationContext, study: StudyResource)
     cfg = study.settings()
     candidates = scan(cfg.checkpoints_url)
     registered = set(context.instance.get_dynamic_partitions(checkpoints_partitions.name))
-    plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered,
-                     _analysed(context.instance, [c.key for c in candidates]))
+    keys = [c.key for c in candidates]
+    plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered, _analysed(context.instance, keys),
+                     last_runs(context.instance, keys), cause_fingerprint(cfg, context), time.time())
     runs = [dg.RunRequest(run_key=run_key, partition_key=key, job_name=checkpoint_job.name)
             for key, run_key in plan.runs]
     if runs and _base_missing(context.instance):
         runs.insert(0, dg.RunRequest(run_key=f"base@{listing_fingerprint(cfg.base_model)}", job_name=base_job.name))
     for key, why in plan.waiting.items():
         context.log.info(f"checkpoint {key}: waiting ({why})")
+    for key, why in plan.failed.items():
+        context.log.warning(f"checkpoint {key}: failed; {why}")
+    for key, run_key in plan.runs:
+        if "#" in run_key:
+            context.log.info(f"checkpoint {key}: retrying its failed analysis ({run_key})")
     if plan.deleted:
         context.log.info(f"checkpoints gone from {cfg.checkpoints_url} (partitions and data kept): {plan.deleted}")
     requests = [checkpoints_partitions.build_add_request(plan.new_partitions)] if plan.new_partitions else []
-    skip = None if runs or requests else f"no new complete checkpoint under {cfg.checkpoints_url}"
+    skip = None if runs or requests else (
+        f"no new complete checkpoint under {cfg.checkpoints_url}"
+        + (f"; failed, awaiting retry: {', '.join(sorted(plan.failed))}" if plan.failed else ""))
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=requests, cursor=json.dumps(plan.cursor),
                            skip_reason=skip)
 

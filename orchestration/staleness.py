@@ -5,6 +5,8 @@ An asset partition is stale when
   - it is a model row (`base_model`, `checkpoints`) and the folder's content hash is no longer the data
     version it recorded (changed weights; the hash is recomputed only when the folder's listing of names,
     sizes and mtimes changed);
+  - it recorded a setting as metadata (one of `configured`, e.g. `prompt_template`) whose value is no longer
+    the configured one;
   - an input's latest data version differs from the one it read (the input was recomputed to other data);
   - or an input is itself stale.
 Missing partitions are reported too. Unchanged inputs recomputed to the same data version do not make
@@ -17,8 +19,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from compute.checkpoints import discover_checkpoints, listing_fingerprint
-from compute.models import content_hash
+from compute.checkpoints import discover_checkpoints, has_weights, listing_fingerprint
+from compute.models import content_hash, local_copy, model_folder
 
 CODE_VERSION, DATA_VERSION = "dagster/code_version", "dagster/data_version"
 INPUT_POINTER = "dagster/input_event_pointer/"  # storage id of the input materialisation a run read
@@ -62,21 +64,24 @@ def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partiti
         latest.event_log_entry.asset_materialization.tags.get(DATA_VERSION)
 
 
-def _content_changed(materialization, folder: str) -> bool:
+def _content_changed(materialization, found_at: str, model_dir) -> bool:
+    """Does the model found at `found_at` hash to another data version than it recorded? `model_dir()` gives
+    its Hugging Face folder (merged for verl shards and adapters), asked for only when the listing changed."""
     recorded = materialization.metadata.get(LISTING)
-    if recorded is not None and recorded.value == listing_fingerprint(folder):
+    if recorded is not None and recorded.value == listing_fingerprint(found_at):
         return False
-    return content_hash(folder) != materialization.tags.get(DATA_VERSION)
+    return content_hash(model_dir()) != materialization.tags.get(DATA_VERSION)
 
 
 def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_model: str,
-               checkpoints_url: str) -> Staleness:
-    """Stale and missing asset partitions of every registered checkpoint (and the base's own assets)."""
+               checkpoints_url: str, configured: dict[str, str] | None = None) -> Staleness:
+    """Stale and missing asset partitions of every registered checkpoint (and the base's own assets).
+    `configured`: metadata name -> the value the settings give it now (`StudyResource.prompts().recorded()`)."""
     from orchestration.partitions import checkpoints_partitions
 
     by_key = {s.key.to_user_string(): s for s in specs}
     deps = {k: [d.asset_key.to_user_string() for d in s.deps] for k, s in by_key.items()}
-    folders = {c.key: c.uri for c in discover_checkpoints(checkpoints_url)}
+    found = {c.key: c for c in discover_checkpoints(checkpoints_url) if not c.problem}
     keys = instance.get_dynamic_partitions(checkpoints_partitions.name)
     result = Staleness()
     memo: dict[tuple[str, str | None], list[str]] = {}
@@ -93,8 +98,15 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
         else:
             if mat.tags.get(CODE_VERSION) != (spec.code_version or None):
                 why.append(f"code version {mat.tags.get(CODE_VERSION)} -> {spec.code_version}")
-            folder = base_model if asset == "base_model" else folders.get(partition) if asset == "checkpoints" else None
-            if folder is not None and _content_changed(mat, folder):
+            why += [f"{name} changed" for name, value in (configured or {}).items()
+                    if name in mat.metadata and mat.metadata[name].value != value]
+            if asset == "base_model" and has_weights(base_model):
+                changed = _content_changed(mat, base_model, lambda: local_copy(base_model))
+            elif asset == "checkpoints" and (ckpt := found.get(partition)) is not None:
+                changed = _content_changed(mat, ckpt.uri, lambda: model_folder(ckpt, local_copy(base_model)))
+            else:
+                changed = False  # no folder (rotated away): the analysis stands on the model store's copy
+            if changed:
                 why.append("model files changed")
         for dep in deps[asset]:
             dep_partition = partition if by_key[dep].partitions_def is not None else None

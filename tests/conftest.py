@@ -27,6 +27,25 @@ def small_world(world_root) -> Path:
     return build_world(SMALL, root=world_root, log=lambda *_: None)
 
 
+@pytest.fixture(scope="session")
+def trainer_roots(small_world, tmp_path_factory) -> dict[str, Path]:
+    """One watched folder per trainer, as each would write it (TRL runs: a few seconds each on 2 cores)."""
+    from tests.trainers import openrlhf_hf_checkpoint, sharded_hf_checkpoint, trl_checkpoints
+
+    out = tmp_path_factory.mktemp("trainers")
+    base, rl = small_world / "base", sorted((small_world / "checkpoints").iterdir())[-1]
+    roots = {
+        "trl_full": trl_checkpoints(base, out / "trl_full", save_total_limit=2, steps=3),
+        "trl_lora": trl_checkpoints(base, out / "trl_lora", peft=True, steps=2),
+        "sharded": out / "sharded",
+        "openrlhf": out / "openrlhf",
+    }
+    sharded_hf_checkpoint(rl, roots["sharded"] / "checkpoint-4")
+    openrlhf_hf_checkpoint(base, roots["openrlhf"], step=2)
+    openrlhf_hf_checkpoint(rl, roots["openrlhf"], step=4, max_shard_size="20KB")
+    return roots
+
+
 def study_settings(world: Path, lake: Path | str, **overrides) -> Settings:
     return dataclasses.replace(
         Settings(lake_url=str(lake), base_model=str(world / "base"), checkpoints_url=str(world / "checkpoints"),

@@ -47,3 +47,101 @@ def test_a_store_that_dies_after_the_write_keeps_the_written_partition(tmp_path,
     monkeypatch.undo()
     assert path.endswith("t/checkpoint=a/data.parquet")
     assert lake.read_partition(url, "t", "checkpoint=a")["x"].to_list() == [5]
+
+
+def without_credentials(monkeypatch, tmp_path) -> None:
+    """No AWS credentials anywhere botocore looks (variables, files, instance metadata)."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # never reached: botocore fails before sending
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_missing_credentials_name_the_lake_and_the_variables_at_once(tmp_path, monkeypatch, partial):
+    # a raw botocore NoCredentialsError said nothing of the lake nor what to set; retrying cannot help
+    without_credentials(monkeypatch, tmp_path)
+    if partial:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "SLACCESSKEYWITHOUTSECRET")
+    sleeps = []
+    monkeypatch.setattr(lake.time, "sleep", sleeps.append)
+    with pytest.raises(lake.LakeUnavailable) as err:
+        lake.read_partition("s3://shiftlake/nocreds", "t", "checkpoint=a")
+    message = str(err.value)
+    assert message.startswith(f"{'incomplete' if partial else 'no'} credentials for the lake s3://shiftlake/nocreds "
+                              "(endpoint http://127.0.0.1:9) while reading table 't' partition checkpoint=a")
+    assert "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in message and "infra/s3.env" in message
+    assert "\n" not in message and "SLACCESSKEY" not in message and sleeps == []
+
+
+def _client_error(code: str):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": f"{code} (the store's words)"}}, "GetObject")
+
+
+def _translated(code: str, as_type=PermissionError):
+    """What s3fs raises for a ClientError: a Python error with the ClientError as its cause."""
+    error = as_type(f"{code} (the store's words)")
+    error.__cause__ = _client_error(code)
+    return error
+
+
+def _endpoint_down():
+    from botocore.exceptions import EndpointConnectionError
+
+    return EndpointConnectionError(endpoint_url="http://127.0.0.1:9/shiftlake")
+
+
+REFUSED = "the lake s3://b/l (endpoint http://127.0.0.1:9) refused reading table 't'"
+DOWN = "the lake s3://b/l (endpoint http://127.0.0.1:9) did not answer while reading table 't', after 5 attempts"
+ERRORS = [  # (what the store raised, attempts made, how the lake's error starts)
+    (lambda: _translated("InvalidAccessKeyId"), 1, REFUSED),  # s3fs: PermissionError
+    (lambda: _translated("SignatureDoesNotMatch"), 1, REFUSED),
+    (lambda: _translated("AccessDenied"), 1, REFUSED),
+    (lambda: _translated("403"), 1, REFUSED),  # a HEAD refused: no body, only the status
+    (lambda: _translated("InvalidToken", OSError), 1, REFUSED),  # s3fs: OSError(EINVAL), otherwise "transient"
+    (lambda: _client_error("ExpiredToken"), 1, REFUSED),  # botocore's own, untranslated
+    (_endpoint_down, 5, DOWN),  # retried, then final
+]
+
+
+@pytest.mark.parametrize("raised, attempts, starts", ERRORS)
+def test_refusals_are_final_and_a_store_down_is_retried(monkeypatch, raised, attempts, starts):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr(lake.time, "sleep", lambda s: None)
+    calls = []
+
+    def action():
+        calls.append(1)
+        raise raised()
+
+    with pytest.raises(lake.LakeUnavailable) as err:
+        lake.with_retries("s3://b/l", "reading table 't'", action)
+    assert len(calls) == attempts and str(err.value).startswith(starts)
+    assert ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in str(err.value)) == (attempts == 1)
+
+
+def test_store_errors_outside_retries_become_the_lakes_and_others_pass(tmp_path, monkeypatch):
+    # DuckDB's views reach the store through `filesystem` without `with_retries`: the CLI wraps them
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    with pytest.raises(lake.LakeUnavailable, match=r"^the lake s3://b/l \(endpoint http://127.0.0.1:9\) did not answer "
+                                                    r"while running the query \(EndpointConnectionError"):
+        with lake.store_errors("s3://b/l", "running the query"):
+            raise _endpoint_down()
+    for url, error in (("s3://b/l", ValueError("not the store's")), ("s3://b/l", OSError("a local file")),
+                       (str(tmp_path), _endpoint_down())):
+        with pytest.raises(type(error)):
+            with lake.store_errors(url, "running the query"):
+                raise error
+
+
+def test_no_lake_url_means_the_default_lake(tmp_path, monkeypatch):
+    # `shiftlake report` passed --lake's None down to the writer ('NoneType' has no attribute 'startswith')
+    monkeypatch.setenv("LAKE_URL", str(tmp_path))
+    path = lake.write_file(None, "reports", "checkpoint=k", "report.html", lambda f: f.write(b"<html>"))
+    assert path == f"{tmp_path}/reports/checkpoint=k/report.html"
+    assert lake.read_file(None, "reports", "checkpoint=k", "report.html") == b"<html>"
+    assert lake.list_partitions(None, "reports") == []  # holds report.html, no data.parquet

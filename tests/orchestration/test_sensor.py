@@ -110,3 +110,74 @@ def test_plan_tick_cursor_round_trip():
     changed = plan_tick([Candidate("rl-step-000010", "zz", None)], second.cursor, {"rl-step-000010"}, set())
     assert changed.runs == [] and changed.waiting == {"rl-step-000010": "files changed since the previous tick"}
     assert changed.deleted == ["rl-step-000020", "rl-step-000030"]
+
+
+def test_a_failed_partition_is_retried_when_its_cause_may_have_changed_else_with_backoff():
+    """A run that failed (a wrong BASE_MODEL, say) used to leave its partition unanalysed for ever: the
+    cursor remembered it as requested. Now it is retried at once when the settings, code versions or files
+    change, else after a backoff; and while it waits it is reported as failed."""
+    from orchestration.sensors import LastRun, retry_after_s
+
+    c = Candidate("rl-step-000010", "aa", None, marker=True)
+    first = plan_tick([c], {}, set(), set(), {}, cause="s1", now=1000.0)
+    assert first.runs == [("rl-step-000010", "rl-step-000010@aa")]
+    running = plan_tick([c], first.cursor, {"rl-step-000010"}, set(), {"rl-step-000010": LastRun("running")},
+                        cause="s1", now=1010.0)
+    assert running.runs == [] and running.failed == {}
+    failed = {"rl-step-000010": LastRun("failed", ended_at=1100.0, error="base_model: no base model at /x")}
+    waits = plan_tick([c], first.cursor, {"rl-step-000010"}, set(), failed, cause="s1", now=1110.0)
+    assert waits.runs == [] and "no base model at /x" in waits.failed["rl-step-000010"]
+    assert "try 2 in 50 s" in waits.failed["rl-step-000010"]
+    fixed = plan_tick([c], waits.cursor, {"rl-step-000010"}, set(), failed, cause="s2", now=1111.0)  # settings fixed
+    assert fixed.runs == [("rl-step-000010", "rl-step-000010@aa#2")] and fixed.failed == {}
+    later = plan_tick([c], first.cursor, {"rl-step-000010"}, set(), failed, cause="s1",
+                      now=1100.0 + retry_after_s(1))  # nothing changed: after the backoff
+    assert later.runs == [("rl-step-000010", "rl-step-000010@aa#2")]
+    assert retry_after_s(2) == 120 and retry_after_s(30) == 3600
+    new_files = plan_tick([Candidate("rl-step-000010", "bb", None, marker=True)], first.cursor,
+                          {"rl-step-000010"}, set(), failed, cause="s1", now=1110.0)
+    assert new_files.runs == [("rl-step-000010", "rl-step-000010@bb#2")]
+    done = plan_tick([c], fixed.cursor, {"rl-step-000010"}, {"rl-step-000010"}, failed, cause="s2", now=1200.0)
+    assert done.runs == [] and done.failed == {}  # analysed since: nothing to retry
+
+
+def test_the_sensor_retries_a_partition_whose_run_failed_once_the_setting_is_fixed(small_world, watched, tmp_path):
+    """End to end with a real failed `checkpoint_job` run in the instance: the wrong BASE_MODEL is fixed,
+    and the next tick requests the partition again instead of saying there is nothing new."""
+    from orchestration.definitions import defs
+    from orchestration.resources import StudyResource
+
+    (watched / "checkpoint-2" / "COMPLETE").touch()
+    wrong = StudyResource(checkpoints_url=str(watched), base_model=str(tmp_path / "no-such-base"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        with dg.build_sensor_context(instance=instance, resources={"study": wrong},
+                                     repository_def=defs.get_repository_def()) as context:
+            first = checkpoint_sensor(context)
+        _apply(instance, first)
+        request = next(r for r in first.run_requests if r.partition_key)
+        job = defs.resolve_job_def("checkpoint_job")
+        result = job.execute_in_process(instance=instance, partition_key=request.partition_key, raise_on_error=False,
+                                        resources={"study": wrong, "io_manager": defs.resources["io_manager"].__class__(
+                                            lake_url=str(tmp_path / "lake"))}, tags={"dagster/partition": request.partition_key})
+        assert not result.success
+        with dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"study": wrong},
+                                     repository_def=defs.get_repository_def()) as context:
+            again = checkpoint_sensor(context)
+        assert again.run_requests == [] and "failed, awaiting retry: rl-step-000002" in again.skip_reason.skip_message
+        # `shiftlake status` tells the same: failed, with the step and the first line of its error; a half-written
+        # checkpoint beside it waits, saying why
+        from compute.settings import Settings
+        from orchestration.status import checkpoint_status
+
+        shutil.copytree(small_world / "checkpoints" / "checkpoint-4", watched / "checkpoint-4")
+        (watched / "checkpoint-4" / "tokenizer.json").unlink()
+        status = {s.key: s for s in checkpoint_status(instance, Settings(checkpoints_url=str(watched)),
+                                                     list(defs.resolve_all_asset_specs()))}
+        assert status["rl-step-000002"].state == "failed"
+        assert status["rl-step-000002"].detail.startswith("checkpoints: FileNotFoundError")
+        assert (status["rl-step-000004"].state, status["rl-step-000004"].detail) == ("waiting", "tokenizer files missing")
+        fixed = StudyResource(checkpoints_url=str(watched), base_model=str(small_world / "base"))
+        with dg.build_sensor_context(instance=instance, cursor=again.cursor, resources={"study": fixed},
+                                     repository_def=defs.get_repository_def()) as context:
+            retried = checkpoint_sensor(context)
+        assert [r.run_key for r in retried.run_requests if r.partition_key] == [f"{request.run_key}#2"]
