@@ -14,16 +14,18 @@ from orchestration.resources import StudyResource
 HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "gap_moved"]
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_samples"))
 def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
                   base_model: pl.DataFrame, checkpoints: pl.DataFrame):
     """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
-    plus the random control at each js run's budget."""
-    cfg = study.settings()
+    plus the random control at each js run's budget (prompts, stops and data version as the rollouts')."""
+    cfg, prompting = study.settings(), study.prompts()
     base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
     frame = studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
-                                  cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size)
+                                  cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
+    context.add_asset_metadata(prompting.metadata(base.tokenizer))
+    context.set_data_version(context.asset_key, dg.DataVersion(studies.content_version(frame)))
     yield from checks.output_and_checks("cross_samples", frame)
 
 

@@ -96,7 +96,7 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
 
     def check(rl: LoadedModel) -> None:
         check_same_tokenizer(base_model["uri"][0], base.tokenizer, ckpt.uri, rl.tokenizer)
-        check_finite_logits(rl)
+        check_finite_logits(rl, ckpt.uri)
 
     model_dir = model_folder(ckpt, local_copy(model_of(base_model)))
     return _model_row(key, ckpt.uri, model_dir, ckpt.step, "rl", ckpt.layout, study, lake_url, check)

@@ -153,6 +153,13 @@ def not_ready(ckpt: Checkpoint) -> str | None:
     return incomplete_reason(ckpt.uri) if ckpt.layout == "hf" else None
 
 
+def tokenizer_folder(ckpt: Checkpoint) -> str | None:
+    """The folder holding a checkpoint's tokenizer as the trainer wrote it (nothing merged), or None."""
+    fs, folder = _fs(f"{ckpt.uri}/huggingface" if ckpt.layout == "verl_fsdp" else ckpt.uri)
+    names = set(_files(fs, folder)) if fs.isdir(folder) else set()
+    return folder if "tokenizer_config.json" in names and names & set(TOKENIZER_FILES) else None
+
+
 def adapter_incomplete_reason(path: str) -> str | None:
     """A PEFT adapter folder is whole: adapter_config.json parses and every adapter weight file is whole."""
     fs, root = _fs(str(path))

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
 from compute.metrics import entropy, js_divergence
+from compute.prompts import Ends, Stops
 from compute.sampling import Decoder, RowGenerators, SamplingParams, draw, next_token_probs
 
 DIRECTIONS = ("forward", "reverse")
@@ -53,8 +55,9 @@ class SwitchRule:
 @dataclass
 class CrossSampled:
     response_ids: list[int]
-    finish_reason: str  # "eos" | "length"
+    finish_reason: str  # "eos" | "stop_string" | "length"
     switched_positions: list[int]  # positions (0-based, within the response) drawn from the intervening model
+    stop: str | None = None  # what ended it: the EOS id (as text) or the stop string; None at length
 
 
 def coin_seed(seed: int) -> int:
@@ -97,12 +100,13 @@ class SwitchRules:
 
 @torch.inference_mode()
 def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule],
-                 params: SamplingParams, eos_id: int, pad_id: int, divergence_on: str = "full",
-                 decoder=Decoder) -> list[CrossSampled]:
+                 params: SamplingParams, stops: Stops | int | Iterable[int], pad_id: int,
+                 divergence_on: str = "full", decoder=Decoder) -> list[CrossSampled]:
     """One lockstep response per row: row i decodes `prompts[i]` under `rules[i]` from `seeds[i]`.
 
-    A response ends at EOS (included) or after `params.max_new_tokens`; switches are counted over the
-    response only. `decoder` is the incremental decoder class (tests pass a re-encoding reference).
+    A response ends as `sampling.sample`'s do: at a stop id or stop string of `stops` (the token that ended
+    it included) or after `params.max_new_tokens`; switches are counted over the response only. `decoder` is
+    the incremental decoder class (tests pass a re-encoding reference).
     """
     if divergence_on not in DIVERGENCE_ON:
         raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
@@ -116,7 +120,7 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s) for s in seeds], steps, device)
     responses: list[list[int]] = [[] for _ in prompts]
     switched: list[list[int]] = [[] for _ in prompts]
-    done = torch.zeros(len(prompts), dtype=torch.bool)
+    ends = Ends(stops, len(prompts))
     logits_base, logits_rl = dec_base.start(), dec_rl.start().to(device)
     for step in range(params.max_new_tokens):
         p_base, p_rl = next_token_probs(logits_base, params), next_token_probs(logits_rl, params)
@@ -128,16 +132,16 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
                                    token, coin.uniforms())
         token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token).cpu()
         drawn, switched_now = token.tolist(), switch.tolist()
-        for i in torch.nonzero(~done).flatten().tolist():
+        for i in torch.nonzero(~ends.done).flatten().tolist():
             responses[i].append(drawn[i])
             if switched_now[i]:
                 switched[i].append(step)
-        done |= token == eos_id
+        done = ends.update(token, responses)
         if bool(done.all()) or step == params.max_new_tokens - 1:
             break
         ids = token.masked_fill(done, pad_id)
         logits_base, logits_rl = dec_base.step(ids), dec_rl.step(ids).to(device)
-    return [CrossSampled(r, "eos" if r and r[-1] == eos_id else "length", s) for r, s in zip(responses, switched)]
+    return [CrossSampled(r, reason, s, stop) for r, s, (reason, stop) in zip(responses, switched, ends.reasons)]
 
 
 @dataclass(frozen=True)

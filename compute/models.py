@@ -116,14 +116,15 @@ def tokenizer_hash(tokenizer) -> str:
 
 
 @torch.inference_mode()
-def check_finite_logits(loaded: LoadedModel) -> None:
-    """One forward pass on a few tokens: NaN or inf logits mean diverged training or corrupt weights."""
+def check_finite_logits(loaded: LoadedModel, where: str | None = None) -> None:
+    """One forward pass on a few tokens: NaN or inf logits mean diverged training or corrupt weights (the
+    message names `where` the model came from, default its path)."""
     tok = loaded.tokenizer
     ids = [i for i in (tok.bos_token_id, *tok.encode("1+1=", add_special_tokens=False)[:4]) if i is not None] or [0]
     device = next(loaded.model.parameters()).device
     logits = loaded.model(input_ids=torch.tensor([ids], device=device)).logits
     if not torch.isfinite(logits).all():
-        raise ValueError(f"the model at {loaded.path} produces NaN/inf logits: its weights are corrupt or its "
+        raise ValueError(f"the model at {where or loaded.path} produces NaN/inf logits: its weights are corrupt or its "
                          "training diverged. Analyse an earlier checkpoint, or re-export this one.")
 
 

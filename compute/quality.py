@@ -17,11 +17,11 @@ import duckdb
 import polars as pl
 
 from compute.metrics import OVERLAP_KS
+from compute.prompts import FINISH_REASONS
 
 SAMPLE_ROWS = 200_000
 SUITE, INVARIANTS = "gx_suite", "invariants"  # the two checks of every checked table
 TOL = 1e-6
-FINISH_REASONS = ["eos", "length"]
 METRICS = ["js", "kl_rl_base", "kl_base_rl", "entropy_base", "entropy_rl", "logp_base", "logp_rl", "delta_logp",
            "rank_base", "rank_rl", "rl_top1_rank_in_base"]
 OVERLAPS = [f"overlap_top{k}" for k in OVERLAP_KS]
@@ -62,7 +62,7 @@ def _expectations(table: str, vocab: int | None) -> list:
         return [e.ExpectColumnValuesToBeUnique(column="rollout_id"),
                 e.ExpectColumnValuesToNotBeNull(column="response_text"),
                 e.ExpectColumnValuesToBeBetween(column="n_tokens", min_value=0),
-                e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=FINISH_REASONS)]
+                e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=list(FINISH_REASONS))]
     if table in ("scores", "cross_scores"):
         key = "rollout_id" if table == "scores" else "cross_sample_id"
         return [e.ExpectColumnValuesToBeUnique(column=key), e.ExpectColumnValuesToNotBeNull(column="verifier_version"),
@@ -72,7 +72,7 @@ def _expectations(table: str, vocab: int | None) -> list:
                 e.ExpectColumnValuesToBeInSet(column="direction", value_set=["forward", "reverse"]),
                 e.ExpectColumnValuesToBeInSet(column="criterion", value_set=["js", "delta_logp", "entropy", "random"]),
                 e.ExpectColumnValuesToBeBetween(column="n_switched", min_value=0),
-                e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=FINISH_REASONS)]
+                e.ExpectColumnValuesToBeInSet(column="finish_reason", value_set=list(FINISH_REASONS))]
     if table == "problems":
         return [e.ExpectColumnValuesToNotBeNull(column="prompt"), e.ExpectColumnValuesToNotBeNull(column="answer"),
                 e.ExpectColumnValueLengthsToBeBetween(column="prompt", min_value=1),
@@ -143,6 +143,10 @@ def invariants(table: str, frame: pl.DataFrame, related: dict[str, pl.DataFrame]
     if table == "rollouts":
         rules += [("n_tokens within [0, max_new_tokens]", "SELECT 1 FROM t WHERE n_tokens < 0 OR n_tokens > max_new_tokens"),
                   ("n_tokens equals the response length", "SELECT 1 FROM t WHERE len(response_ids) <> n_tokens")]
+    if table in ("rollouts", "cross_samples") and "stop" in frame.columns:  # partitions older than stop strings lack it
+        rules.append(("a stop (the EOS id that ended it, or the stop string) exactly when not ended by length",
+                      "SELECT 1 FROM t WHERE (finish_reason = 'length') <> (stop IS NULL) OR "
+                      "(finish_reason = 'eos' AND stop <> CAST(response_ids[-1] AS VARCHAR))"))
     if table in ("scores", "cross_scores"):
         key, source = ("rollout_id", "rollouts") if table == "scores" else ("cross_sample_id", "cross_samples")
         rules.append(("exactly one score per response",

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import inspect
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import transformers
 from transformers import DynamicCache
+
+from compute.prompts import Ends, Stops
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,8 @@ class SamplingParams:
 @dataclass
 class Sampled:
     response_ids: list[int]
-    finish_reason: str  # "eos" | "length"
+    finish_reason: str  # "eos" | "stop_string" | "length"
+    stop: str | None = None  # what ended it: the EOS id (as text) or the stop string; None at length
 
 
 def next_token_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
@@ -164,20 +168,24 @@ class Decoder:
 
 @torch.inference_mode()
 def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
-           eos_id: int, pad_id: int) -> list[Sampled]:
-    """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params)."""
+           stops: Stops | int | Iterable[int], pad_id: int) -> list[Sampled]:
+    """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params, stops).
+
+    A response ends at any stop id or stop string of `stops` (`compute.prompts.Stops`; an id or ids alone are
+    accepted), the token that ended it included, or after `params.max_new_tokens`.
+    """
     decoder = Decoder(model, prompts, pad_id)
     rng = RowGenerators(seeds, params.max_new_tokens, decoder.ids.device)
+    ends = Ends(stops, len(prompts))
     logits = decoder.start()
     responses: list[list[int]] = [[] for _ in prompts]
-    done = torch.zeros(len(prompts), dtype=torch.bool)
     for step in range(params.max_new_tokens):
         ids = draw(next_token_probs(logits, params), rng.uniforms()).cpu()
         drawn = ids.tolist()
-        for i in torch.nonzero(~done).flatten().tolist():
+        for i in torch.nonzero(~ends.done).flatten().tolist():
             responses[i].append(drawn[i])
-        done |= ids == eos_id
+        done = ends.update(ids, responses)
         if bool(done.all()) or step == params.max_new_tokens - 1:
             break
         logits = decoder.step(ids.masked_fill(done, pad_id))
-    return [Sampled(r, "eos" if r and r[-1] == eos_id else "length") for r in responses]
+    return [Sampled(r, *reason) for r, reason in zip(responses, ends.reasons)]

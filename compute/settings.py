@@ -6,6 +6,8 @@ CHECKPOINTS_URL  folder holding the RL checkpoints (default: the toy world's che
 PROBLEMS_URL     jsonl or parquet with prompt/answer (default: the toy world's evaluation split)
 SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTLAKE_SAMPLES_PER_PROBLEM,
 SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
+SHIFTLAKE_PROMPT_TEMPLATE (raw | chat | a format string with {problem}), SHIFTLAKE_SYSTEM_PROMPT (chat only),
+SHIFTLAKE_STOP (stop strings besides the EOS ids, a JSON list): prompts and stops (`compute.prompts`)
 SHIFTLAKE_CROSS_*: the cross-sampling sweep (batch size, directions, eps grid per criterion, random
 control, divergence on full or sampling distributions); see `Settings`
 SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor and the reanalysis schedule
@@ -38,6 +40,9 @@ class Settings:
     temperature: float = 1.0
     top_p: float = 1.0
     max_new_tokens: int = 48
+    prompt_template: str = "raw"  # raw | chat (the tokenizer's chat template) | a format string with {problem}
+    system_prompt: str = ""  # chat only: the system message ("" = none)
+    stop: str = ""  # stop strings besides the EOS ids: a JSON list, e.g. ["</answer>"] ("" = none)
     seed: int = 1234
     batch_size: int = 64
     chunk_tokens: int = 2048

@@ -14,6 +14,7 @@ import polars as pl
 from compute.cross_sampling import CrossGrid, SwitchRule, cross_sample
 from compute.models import LoadedModel
 from compute.paired import PairedParams, paired_metrics
+from compute.prompts import PromptSettings, PromptTemplate, Stops, stop_ids
 from compute.sampling import SamplingParams, sample
 from compute.verifiers import verifier_for
 
@@ -26,48 +27,71 @@ def rollout_seed(seed: int, dataset: str, problem_id: str, sample_idx: int) -> i
     return int.from_bytes(digest[:8], "little") >> 2
 
 
+def content_version(frame: pl.DataFrame) -> str:
+    """A data version for a sampled table: sha256 of its Arrow IPC bytes, so a rerun that wrote other rows
+    (another prompt template, stop strings, weights) gives another version and what read it becomes stale."""
+    return hashlib.sha256(frame.write_ipc(None, compression="uncompressed").getvalue()).hexdigest()
+
+
+def _rendered(template: PromptTemplate, tokenizer, problem_rows: list[dict]) -> dict[tuple[str, str], tuple]:
+    """(dataset, problem_id) -> (prompt text, prompt ids)."""
+    return {(r["dataset"], r["problem_id"]): template.render(tokenizer, r["prompt"]) for r in problem_rows}
+
+
 def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str, policy: str,
-             samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int) -> pl.DataFrame:
-    """`samples_per_problem` sampled responses per problem, batched, each from its own seed."""
+             samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
+             prompting: PromptSettings = PromptSettings()) -> pl.DataFrame:
+    """`samples_per_problem` sampled responses per problem, batched, each from its own seed; prompts rendered by
+    `prompting.template` with the policy's tokenizer, responses ended by its EOS ids and the stop strings."""
     tok = policy_model.tokenizer
-    jobs = [(row, k) for row in problems.iter_rows(named=True) for k in range(samples_per_problem)]
-    prompt_ids = {(r["dataset"], r["problem_id"]): tok.encode(r["prompt"], add_special_tokens=False)
-                  for r in problems.iter_rows(named=True)}
+    problem_rows = list(problems.iter_rows(named=True))
+    jobs = [(row, k) for row in problem_rows for k in range(samples_per_problem)]
+    prompt = _rendered(prompting.template, tok, problem_rows)
+    template_hash = prompting.template.hash(tok)
+    stops = Stops(stop_ids(getattr(policy_model.model, "generation_config", None), tok), prompting.stop_strings, tok)
     records = []
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo: lo + batch_size]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in chunk]
-        prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for r, _ in chunk]
-        outs = sample(policy_model.model, prompts, seeds, params, tok.eos_token_id, tok.pad_token_id)
-        for (r, k), s, p, out in zip(chunk, seeds, prompts, outs):
+        prompts = [prompt[(r["dataset"], r["problem_id"])] for r, _ in chunk]
+        outs = sample(policy_model.model, [ids for _, ids in prompts], seeds, params, stops, tok.pad_token_id)
+        for (r, k), s, (text, ids), out in zip(chunk, seeds, prompts, outs):
             records.append({
                 "rollout_id": f"{checkpoint}:{policy}:{r['dataset']}:{r['problem_id']}:{k}",
                 "checkpoint": checkpoint, "policy": policy, "dataset": r["dataset"],
                 "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
                 "temperature": params.temperature, "top_p": params.top_p,
-                "max_new_tokens": params.max_new_tokens, "prompt_ids": p, "response_ids": out.response_ids,
+                "max_new_tokens": params.max_new_tokens, "template_hash": template_hash, "prompt_text": text,
+                "prompt_ids": ids, "response_ids": out.response_ids,
                 "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
-                "finish_reason": out.finish_reason,
+                "finish_reason": out.finish_reason, "stop": out.stop,
             })
     return pl.DataFrame(records, schema_overrides={
         "sample_idx": pl.Int32, "seed": pl.Int64, "temperature": pl.Float32, "top_p": pl.Float32,
-        "max_new_tokens": pl.Int32, "prompt_ids": IDS, "response_ids": IDS, "n_tokens": pl.Int32})
+        "max_new_tokens": pl.Int32, "template_hash": pl.String, "prompt_text": pl.String, "prompt_ids": IDS,
+        "response_ids": IDS, "n_tokens": pl.Int32, "stop": pl.String})
 
 
 CROSS_KEYS = ("cross_sample_id", "checkpoint", "direction", "criterion", "eps", "dataset", "problem_id")
 
 
 def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str, grid: CrossGrid,
-                  samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int) -> pl.DataFrame:
+                  samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
+                  prompting: PromptSettings = PromptSettings()) -> pl.DataFrame:
     """Lockstep base/RL responses for every rule of `grid` x problem x sample, from the rollouts' seeds.
 
-    The js, delta_logp and entropy runs come first; each random control then switches with the share of
-    tokens its js run switched (same direction and eps), on the same problems and seeds.
+    Prompts are rendered with the base's tokenizer (the RL model's has the same vocabulary); a response ends
+    at an EOS id of either model or a stop string. The js, delta_logp and entropy runs come first; each random
+    control then switches with the share of tokens its js run switched (same direction and eps), on the same
+    problems and seeds.
     """
     tok = base.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
-    prompt_ids = {(r["dataset"], r["problem_id"]): tok.encode(r["prompt"], add_special_tokens=False)
-                  for r in problem_rows}
+    prompt_ids = {key: ids for key, (_, ids) in _rendered(prompting.template, tok, problem_rows).items()}
+    template_hash = prompting.template.hash(tok)
+    stops = Stops(stop_ids(getattr(base.model, "generation_config", None), tok)
+                  | stop_ids(getattr(rl.model, "generation_config", None), rl.tokenizer),
+                  prompting.stop_strings, tok)
 
     def run(rules: list[SwitchRule]) -> list[dict]:
         jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
@@ -77,7 +101,7 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
             seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in chunk]
             prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in chunk]
             outs = cross_sample(base.model, rl.model, prompts, seeds, [rule for rule, _, _ in chunk], params,
-                                tok.eos_token_id, tok.pad_token_id, grid.divergence_on)
+                                stops, tok.pad_token_id, grid.divergence_on)
             for (rule, r, k), s, out in zip(chunk, seeds, outs):
                 records.append({
                     "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}:"
@@ -86,10 +110,11 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
                     "eps": rule.eps, "switch_prob": rule.switch_prob, "divergence_on": grid.divergence_on,
                     "dataset": r["dataset"], "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
                     "temperature": params.temperature, "top_p": params.top_p,
-                    "max_new_tokens": params.max_new_tokens, "response_ids": out.response_ids,
+                    "max_new_tokens": params.max_new_tokens, "template_hash": template_hash,
+                    "response_ids": out.response_ids,
                     "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
                     "n_switched": len(out.switched_positions), "switched_positions": out.switched_positions,
-                    "finish_reason": out.finish_reason,
+                    "finish_reason": out.finish_reason, "stop": out.stop,
                 })
         return records
 
@@ -103,8 +128,9 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
     records += run(grid.random_rules({key: switched[key] / max(total[key], 1) for key in total}))
     return pl.DataFrame(records, schema_overrides={
         "eps": pl.Float64, "switch_prob": pl.Float64, "sample_idx": pl.Int32, "seed": pl.Int64,
-        "temperature": pl.Float32, "top_p": pl.Float32, "max_new_tokens": pl.Int32, "response_ids": IDS,
-        "n_tokens": pl.Int32, "n_switched": pl.Int32, "switched_positions": IDS})
+        "temperature": pl.Float32, "top_p": pl.Float32, "max_new_tokens": pl.Int32, "template_hash": pl.String,
+        "response_ids": IDS, "n_tokens": pl.Int32, "n_switched": pl.Int32, "switched_positions": IDS,
+        "stop": pl.String})
 
 
 def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFrame, checkpoint: str,

@@ -1,6 +1,8 @@
 """`shiftlake`: the command line.
 
     shiftlake demo                 toy world (or BASE_MODEL/CHECKPOINTS_URL) through every asset
+    shiftlake study --base B --checkpoints C --problems P   a real study: checks and prints the plan, then runs it
+    shiftlake status               where each checkpoint stands: analysed, stale, failed, running, waiting, pending
     shiftlake check                every data-quality check on the lake (LAKE_URL); exits 1 naming failures
     shiftlake demo --live          toy GRPO writes checkpoints while the sensor and daemon analyse them
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
@@ -87,8 +89,88 @@ def cmd_demo(args) -> int:
     if args.live:
         run_live(ui=not args.no_ui)
         return 0
-    run_demo()
+    return _reporting_failures("demo", run_demo)
+
+
+def _reporting_failures(command: str, action) -> int:
+    """Run `action()`; a failure prints one message (what, where, the fix) and the path of its full log."""
+    import time
+    import traceback
+
+    from orchestration.demo import StudyFailed, log_dir
+
+    try:
+        action()
+    except StudyFailed as failed:
+        print(f"shiftlake {command}: {failed}\n  full log: {failed.log}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, LookupError) as e:  # bad settings or inputs found before any run started
+        path = log_dir() / f"{command}-{int(time.time())}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+        print(f"shiftlake {command}: {e}\n  full log: {path}", file=sys.stderr)
+        return 1
     return 0
+
+
+STUDY_OPTIONS = {"base": "BASE_MODEL", "checkpoints": "CHECKPOINTS_URL", "problems": "PROBLEMS_URL",
+                 "lake": "LAKE_URL", "template": "SHIFTLAKE_PROMPT_TEMPLATE", "system": "SHIFTLAKE_SYSTEM_PROMPT",
+                 "verifier": "SHIFTLAKE_VERIFIER"}
+
+
+def cmd_study(args) -> int:
+    """Options override their environment variables; the plan is checked before any model work."""
+    import os
+
+    for option, variable in STUDY_OPTIONS.items():
+        if getattr(args, option) is not None:
+            os.environ[variable] = getattr(args, option)
+    missing = [f"--{o} (or {v})" for o, v in list(STUDY_OPTIONS.items())[:3] if not os.environ.get(v)]
+    if missing:
+        print(f"shiftlake study: give {', '.join(missing)}; `shiftlake demo` runs the toy world instead", file=sys.stderr)
+        return 2
+    from compute.settings import from_env
+    from orchestration.plan import study_plan
+    from orchestration.resources import StudyResource
+
+    try:
+        plan = study_plan(from_env(), StudyResource())
+    except ValueError as e:  # a setting that does not parse
+        print(f"shiftlake study: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(plan.lines))
+    if plan.errors:
+        print("\nshiftlake study: cannot start:\n" + "\n".join(f"  - {e}" for e in plan.errors), file=sys.stderr)
+        return 2
+    if args.plan:
+        return 0
+    print(f"\nanalysing {len(plan.ready)} checkpoint(s); `make ui` (or `shiftlake ui`) watches for new ones\n")
+    from orchestration.demo import run_demo
+
+    return _reporting_failures("study", run_demo)
+
+
+def cmd_status(args) -> int:
+    import dagster as dg
+
+    from compute.settings import from_env
+    from orchestration.demo import ensure_dagster_home
+    from orchestration.resources import StudyResource
+    from orchestration.status import checkpoint_status
+
+    home = ensure_dagster_home()
+    settings = from_env()
+    from orchestration.definitions import defs
+
+    with dg.DagsterInstance.get() as instance:
+        rows = checkpoint_status(instance, settings, list(defs.resolve_all_asset_specs()),
+                                 StudyResource().prompts().recorded())
+    print(f"checkpoints under {settings.checkpoints_url}; Dagster instance {home}")
+    for row in rows:
+        print(f"  {row.key:<24} {row.state:<9} {row.detail}")
+    if not rows:
+        print("  none found or registered")
+    return 1 if any(r.state == "failed" for r in rows) else 0
 
 
 def cmd_check(args) -> int:
@@ -160,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="the toy GRPO run writes checkpoints while the sensor picks them up (own lake and instance)")
     p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("study", help="a real study: check everything, print the plan, then analyse every checkpoint")
+    for option, variable in STUDY_OPTIONS.items():
+        p.add_argument(f"--{option}", help=f"default: ${variable}")
+    p.add_argument("--plan", action="store_true", help="check and print the plan only")
+    p.set_defaults(func=cmd_study)
+    p = sub.add_parser("status", help="where each checkpoint stands (analysed, stale, failed, running, waiting, ...)")
+    p.set_defaults(func=cmd_status)
     p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
     p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
     p.set_defaults(func=cmd_check)

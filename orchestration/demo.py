@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from compute import lakesql
-from compute.checkpoints import discover_checkpoints
+from compute.checkpoints import discover_checkpoints, not_ready
 from compute.settings import from_env
 from compute.toyworld.world import REPO_ROOT, build_world
 
@@ -25,11 +25,11 @@ def ensure_dagster_home() -> Path:
 
 
 def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> list[str]:
-    """Add every checkpoint found under `checkpoints_url` that shiftlake can load as a `checkpoints` partition;
+    """Add every checkpoint found under `checkpoints_url` that can be analysed now as a `checkpoints` partition;
     return their keys."""
     from orchestration.partitions import checkpoints_partitions
 
-    keys = [c.key for c in discover_checkpoints(checkpoints_url) if not c.problem]
+    keys = [c.key for c in discover_checkpoints(checkpoints_url) if not_ready(c) is None]
     known = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
     new = [k for k in keys if k not in known]
     if new:
@@ -37,13 +37,50 @@ def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> 
     return keys
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures: one message, by StudyFailed
+
+
+class StudyFailed(Exception):
+    """A run of the study failed: `str()` is the cause once (what, where, the fix), `log` the full record."""
+
+    def __init__(self, message: str, log: Path):
+        super().__init__(message)
+        self.log = log
+
+
+def log_dir() -> Path:
+    return Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".shiftlake" / "dagster") / "failures"
+
+
+def _failure(result: dg.ExecuteInProcessResult, job_name: str, partition_key: str | None) -> StudyFailed:
+    """The first failed step's own error, once, and every failed step's full stack in a file."""
+    failures = result.get_step_failure_events()
+    where = f"{job_name}{f'[{partition_key}]' if partition_key else ''}"
+    path = log_dir() / f"{result.run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blocks = []
+    for event in failures:
+        error = event.event_specific_data.error
+        blocks.append(f"step {event.step_key} of {where} (run {result.run_id}):\n{error.to_string()}")
+    path.write_text("\n\n".join(blocks) or f"run {result.run_id} of {where} failed without a step failure")
+    if not failures:
+        return StudyFailed(f"{where} failed (run {result.run_id[:8]})", path)
+    error = failures[0].event_specific_data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):  # Dagster's wrappers: to the cause
+        error = error.cause
+    message = error.message.strip()
+    message = message.split(": ", 1)[1] if message.startswith(f"{error.cls_name}: ") else message
+    return StudyFailed(f"{failures[0].step_key} failed in {where}: {message}", path)
 
 
 def _run(job, instance, partition_key: str | None, timings: dict[str, float], log) -> None:
-    """Execute one run on `instance`; add each asset step's seconds to `timings`."""
+    """Execute one run on `instance`; add each asset step's seconds to `timings`. A failed run raises
+    `StudyFailed` with its cause once, the full stacks going to a file."""
     t = time.perf_counter()
-    result = job.execute_in_process(instance=instance, partition_key=partition_key, run_config=QUIET)
+    result = job.execute_in_process(instance=instance, partition_key=partition_key, run_config=QUIET,
+                                    raise_on_error=False)
+    if not result.success:
+        raise _failure(result, job.name, partition_key)
     for event in result.get_step_success_events():
         step = f"asset {event.step_key}"
         timings[step] = timings.get(step, 0.0) + event.event_specific_data.duration_ms / 1000

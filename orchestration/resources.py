@@ -13,6 +13,7 @@ from compute.checkpoints import listing_fingerprint
 from compute.cross_sampling import CrossGrid, parse_eps
 from compute.models import LoadedModel, load_model
 from compute.paired import PairedParams
+from compute.prompts import PromptSettings
 from compute.sampling import SamplingParams
 from compute.settings import Settings, env_name, from_env
 
@@ -32,6 +33,9 @@ class StudyResource(dg.ConfigurableResource):
     temperature: float | None = None
     top_p: float | None = None
     max_new_tokens: int | None = None
+    prompt_template: str | None = None
+    system_prompt: str | None = None
+    stop: str | None = None
     seed: int | None = None
     batch_size: int | None = None
     chunk_tokens: int | None = None
@@ -54,6 +58,11 @@ class StudyResource(dg.ConfigurableResource):
     def sampling(self) -> SamplingParams:
         s = self.settings()
         return SamplingParams(s.temperature, s.top_p, s.max_new_tokens)
+
+    def prompts(self) -> PromptSettings:
+        """The prompt template and stop strings (`compute.prompts`); a bad setting fails here, with its variable."""
+        s = self.settings()
+        return PromptSettings.parse(s.prompt_template, s.system_prompt, s.stop)
 
     def paired(self) -> PairedParams:
         s = self.settings()

@@ -17,7 +17,8 @@ def reanalysis_requests(instance: dg.DagsterInstance, study: StudyResource, tick
     from orchestration.definitions import defs
 
     cfg = study.settings()
-    stale = find_stale(instance, list(defs.resolve_all_asset_specs()), cfg.base_model, cfg.checkpoints_url)
+    stale = find_stale(instance, list(defs.resolve_all_asset_specs()), cfg.base_model, cfg.checkpoints_url,
+                       configured=study.prompts().recorded())
     job_assets = {k.to_user_string() for k in checkpoint_job.selection.resolve(defs.resolve_asset_graph())}
     runs = []
     for partition, assets in stale.partitions().items():

@@ -27,14 +27,17 @@ class CheckpointStatus:
     detail: str = ""
 
 
-def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: list[dg.AssetSpec]) -> list[CheckpointStatus]:
-    """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order."""
+def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: list[dg.AssetSpec],
+                      configured: dict[str, str] | None = None) -> list[CheckpointStatus]:
+    """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order
+    (`configured`: the settings recorded as metadata, as `orchestration.staleness.find_stale` takes them)."""
     found = {c.key: c for c in discover_checkpoints(settings.checkpoints_url)}
     registered = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
     keys = sorted(set(found) | registered)
     analysed = _analysed(instance, keys)
     runs = last_runs(instance, keys)
-    stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url).partitions() if analysed else {}
+    stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url,
+                       configured).partitions() if analysed else {}
     out = []
     for key in keys:
         ckpt, run = found.get(key), runs.get(key)

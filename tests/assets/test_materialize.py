@@ -23,7 +23,7 @@ def test_every_table_has_the_base_once_and_every_checkpoint(lake):
     ckpts = _table(url, "checkpoints").sort("checkpoint")
     assert ckpts["role"].to_list() == ["base", "rl", "rl"] and ckpts["step"].to_list() == [None, 2, 4]
     assert ckpts["tokenizer_hash"].n_unique() == 1 and ckpts["content_hash"].n_unique() == 3
-    assert set(_table(url, "rollouts")["code_version"]) == {"1"}
+    assert set(_table(url, "rollouts")["code_version"]) == {"2"}
 
 
 def test_rollouts_are_complete_and_typed(lake):

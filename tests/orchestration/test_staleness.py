@@ -85,3 +85,20 @@ def _execute(instance, settings, runs) -> None:
     for run in runs:
         assert materialise(settings, instance, [k.to_user_string() for k in run.asset_selection],
                            run.partition_key).success
+
+
+def test_another_prompt_template_makes_the_sampled_tables_stale(analysed):
+    """The template (and the stop strings) are part of what the rollouts were computed from: configuring
+    another one marks the sampling assets of every partition, and what reads them, stale."""
+    from compute.prompts import PromptSettings
+
+    instance, settings, world, keys = analysed
+    same = PromptSettings.parse("raw", "", "").recorded()
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url, same).reasons == {}
+    other = PromptSettings.parse("Question: {problem}\nAnswer:", "", "").recorded()
+    stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url, other)
+    for key in keys:
+        assert stale.reasons[("rollouts", key)] == ["prompt_template changed"]
+        assert stale.reasons[("cross_samples", key)] == ["prompt_template changed"]
+        assert "rollouts is stale" in stale.reasons[("token_shifts", key)]
+    assert stale.reasons[("base_rollouts", None)] == ["prompt_template changed"]
