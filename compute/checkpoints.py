@@ -153,6 +153,20 @@ def not_ready(ckpt: Checkpoint) -> str | None:
     return incomplete_reason(ckpt.uri) if ckpt.layout == "hf" else None
 
 
+def _folder(path: str):
+    """(filesystem, folder, its files: name -> info)."""
+    fs, root = _fs(str(path))
+    return fs, root, _files(fs, root)
+
+
+def _unreadable_json(fs, root: str, name: str) -> str | None:
+    try:
+        json.loads(fs.cat_file(f"{root}/{name}"))
+    except (OSError, ValueError) as exc:
+        return f"{name} unreadable ({type(exc).__name__})"
+    return None
+
+
 def tokenizer_folder(ckpt: Checkpoint) -> str | None:
     """The folder holding a checkpoint's tokenizer as the trainer wrote it (nothing merged), or None."""
     fs, folder = _fs(f"{ckpt.uri}/huggingface" if ckpt.layout == "verl_fsdp" else ckpt.uri)
@@ -162,12 +176,9 @@ def tokenizer_folder(ckpt: Checkpoint) -> str | None:
 
 def adapter_incomplete_reason(path: str) -> str | None:
     """A PEFT adapter folder is whole: adapter_config.json parses and every adapter weight file is whole."""
-    fs, root = _fs(str(path))
-    files = _files(fs, root)
-    try:
-        json.loads(fs.cat_file(f"{root}/adapter_config.json"))
-    except (OSError, ValueError) as exc:
-        return f"adapter_config.json unreadable ({type(exc).__name__})"
+    fs, root, files = _folder(path)
+    if why := _unreadable_json(fs, root, "adapter_config.json"):
+        return why
     weights = sorted(n for n in files if n.startswith("adapter_model."))
     if not weights:
         return "no adapter_model.safetensors"
@@ -180,12 +191,9 @@ def adapter_incomplete_reason(path: str) -> str | None:
 def incomplete_reason(path: str) -> str | None:
     """Why a model folder cannot be analysed yet (None: complete): config, every weight shard named in a
     safetensors index (each whole: header and every tensor it lists), tokenizer files."""
-    fs, root = _fs(str(path))
-    files = _files(fs, root)
-    try:
-        json.loads(fs.cat_file(f"{root}/config.json"))
-    except (OSError, ValueError) as exc:
-        return f"config.json unreadable ({type(exc).__name__})"
+    fs, root, files = _folder(path)
+    if why := _unreadable_json(fs, root, "config.json"):
+        return why
     if "model.safetensors.index.json" in files:
         try:
             shards = sorted(set(json.loads(fs.cat_file(f"{root}/model.safetensors.index.json"))["weight_map"].values()))
