@@ -151,6 +151,8 @@ def cmd_study(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import os
+
     import dagster as dg
 
     from compute.settings import from_env
@@ -158,13 +160,20 @@ def cmd_status(args) -> int:
     from orchestration.resources import StudyResource
     from orchestration.status import checkpoint_status
 
+    for option in ("base", "checkpoints"):
+        if getattr(args, option) is not None:
+            os.environ[STUDY_OPTIONS[option]] = getattr(args, option)
     home = ensure_dagster_home()
     settings = from_env()
     from orchestration.definitions import defs
 
-    with dg.DagsterInstance.get() as instance:
-        rows = checkpoint_status(instance, settings, list(defs.resolve_all_asset_specs()),
-                                 StudyResource().prompts().recorded())
+    try:
+        with dg.DagsterInstance.get() as instance:
+            rows = checkpoint_status(instance, settings, list(defs.resolve_all_asset_specs()),
+                                     StudyResource().prompts().recorded())
+    except (OSError, ValueError) as e:  # no such checkpoint folder, a setting that does not parse
+        print(f"shiftlake status: {e}", file=sys.stderr)
+        return 2
     print(f"checkpoints under {settings.checkpoints_url}; Dagster instance {home}")
     for row in rows:
         print(f"  {row.key:<24} {row.state:<9} {row.detail}")
@@ -248,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plan", action="store_true", help="check and print the plan only")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("status", help="where each checkpoint stands (analysed, stale, failed, running, waiting, ...)")
+    p.add_argument("--base", help="default: $BASE_MODEL")
+    p.add_argument("--checkpoints", help="default: $CHECKPOINTS_URL")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
     p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")

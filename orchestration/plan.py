@@ -25,7 +25,7 @@ def study_plan(settings: Settings, study) -> Plan:
     """`study`: the `StudyResource` the runs will use (its prompts, stops, sampling and cross grid)."""
     from transformers import AutoTokenizer
 
-    from compute.lake import filesystem
+    from compute.lake import LakeUnavailable, filesystem, with_retries
     from compute.models import TokenizerMismatch, check_same_tokenizer, local_copy
     from compute.problems import load_problems
     from compute.verifiers import verifier_for
@@ -41,11 +41,11 @@ def study_plan(settings: Settings, study) -> Plan:
 
     try:
         found = discover_checkpoints(settings.checkpoints_url)
+        plan.lines.append(f"checkpoints  {settings.checkpoints_url}: {len(found)} found")
     except FileNotFoundError as e:
         plan.errors.append(str(e))
-        found = []
-    plan.lines.append(f"checkpoints  {settings.checkpoints_url}: {len(found)} found")
-    for c in found:
+        found = None
+    for c in found or []:
         why = not_ready(c)
         if why is None and base_tok is not None and (folder := tokenizer_folder(c)):
             try:
@@ -58,7 +58,7 @@ def study_plan(settings: Settings, study) -> Plan:
         plan.lines.append(f"  {c.key:<24} {c.layout:<10} " + ("ready" if why is None else f"not analysed: {why}"))
     if found and not plan.ready:
         plan.errors.append(f"no checkpoint under {settings.checkpoints_url} can be analysed now (reasons above)")
-    elif not found:
+    elif found == []:
         plan.errors.append(f"no checkpoint under {settings.checkpoints_url}: expected checkpoint-<step>/, "
                            "global_step_<n>/actor/, global_step<n>_hf/ or model folders (README: Checkpoint layouts)")
 
@@ -101,12 +101,18 @@ def study_plan(settings: Settings, study) -> Plan:
         plan.errors.append(str(e))
 
     probe = f"{settings.lake_url}/.shiftlake-probe-{uuid.uuid4().hex[:8]}"
-    try:
-        fs = filesystem(settings.lake_url)
+    fs = filesystem(settings.lake_url)
+
+    def write_probe() -> None:
         fs.makedirs(settings.lake_url, exist_ok=True)
         fs.pipe_file(probe, b"probe")
         fs.rm(probe)
+
+    try:
+        with_retries(settings.lake_url, "writing a probe file", write_probe)
         plan.lines.append(f"lake         {settings.lake_url} (writable)")
+    except LakeUnavailable as e:  # no or refused credentials, a store that does not answer: its own message
+        plan.errors.append(str(e))
     except Exception as e:  # noqa: BLE001 - s3fs raises botocore's errors, not OSError
         plan.errors.append(f"LAKE_URL={settings.lake_url} is not writable ({type(e).__name__}: {e}); point it at a "
                            "folder or bucket you can write to")

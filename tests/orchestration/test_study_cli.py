@@ -62,3 +62,27 @@ def test_status_lists_each_checkpoint_with_its_state(small_world, tmp_path, clea
     out = capsys.readouterr().out
     assert "rl-step-000002           pending   hf checkpoint, complete" in out
     assert "rl-step-000004           waiting   tokenizer files missing" in out
+
+
+def test_a_study_reruns_checkpoints_rotated_away_that_the_lake_holds(tmp_path):
+    """The demo and the study analyse what is on disk now plus registered checkpoints whose folders the
+    trainer deleted but whose rows (and stored models) are in the lake, so no printed result is out of date."""
+    import dagster as dg
+    import polars as pl
+
+    from compute import lake
+    from orchestration.demo import rotated_away
+
+    url = str(tmp_path / "lake")
+    lake.write_partition(url, "checkpoints", "checkpoint=rl-step-000001", pl.DataFrame({"checkpoint": ["rl-step-000001"]}))
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("checkpoints", ["rl-step-000001", "rl-step-000002", "rl-step-000003"])
+        # 2 is on disk; 3 was registered but never analysed, so the lake has nothing to analyse it from
+        assert rotated_away(instance, url, ["rl-step-000002"]) == ["rl-step-000001"]
+
+
+def test_status_without_a_checkpoint_folder_is_one_message(tmp_path, clean_env, monkeypatch, capsys):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    assert main(["status", "--checkpoints", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shiftlake status: checkpoint folder") and "Traceback" not in err and len(err.splitlines()) == 1

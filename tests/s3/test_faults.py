@@ -97,7 +97,8 @@ def _materialise(settings, instance, partition=None, selection=None):
 def _table(url: str, name: str) -> pl.DataFrame:
     parts = lakeio.list_partitions(url, name) or [""]
     frame = pl.concat([lakeio.read_partition(url, name, p) for p in parts], how="diagonal_relaxed")
-    return frame.drop("discovered_at", strict=False).sort(pl.all())  # a wall-clock column aside
+    # a wall-clock column aside, and where the lake keeps its copy of each model (under its own URL)
+    return frame.drop("discovered_at", "model_uri", strict=False).sort(pl.all())
 
 
 @pytest.mark.slow
