@@ -108,9 +108,10 @@ class Decoder:
     """Incremental decoding of one model over a left-padded batch: `start()` encodes the prompts once,
     `step(ids)` appends one token per row; each returns the next-token logits [rows, vocab].
 
-    The cache goes to the model under the keyword its forward takes: `past_key_values` up to transformers
-    5.2x, `cache` after (where `past_key_values` is deprecated, then removed). Every call checks that the model extended that very cache by the tokens given; the first step of each
-    model (once per process) is also compared with a full re-encode of the prefix. Either failing raises
+    The cache goes to the model under the keyword its forward takes: `past_key_values` in earlier transformers
+    5.x releases, `cache` in later ones (5.24 deprecates `past_key_values`; 5.0-5.17 ignore `cache`). Every
+    call checks that the model extended that very cache by the tokens given; the first step of each model
+    (once per process) is also compared with a full re-encode of the prefix. Either failing raises
     `KVCacheError` at once instead of sampling from a model that sees one token without its prefix.
     """
 
