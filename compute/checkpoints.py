@@ -159,14 +159,6 @@ def _folder(path: str):
     return fs, root, _files(fs, root)
 
 
-def _unreadable_json(fs, root: str, name: str) -> str | None:
-    try:
-        json.loads(fs.cat_file(f"{root}/{name}"))
-    except (OSError, ValueError) as exc:
-        return f"{name} unreadable ({type(exc).__name__})"
-    return None
-
-
 def tokenizer_folder(ckpt: Checkpoint) -> str | None:
     """The folder holding a checkpoint's tokenizer as the trainer wrote it (nothing merged), or None."""
     fs, folder = _fs(f"{ckpt.uri}/huggingface" if ckpt.layout == "verl_fsdp" else ckpt.uri)
@@ -175,14 +167,10 @@ def tokenizer_folder(ckpt: Checkpoint) -> str | None:
 
 
 def adapter_incomplete_reason(path: str) -> str | None:
-    """A PEFT adapter folder is whole: adapter_config.json parses and every adapter weight file is whole."""
+    """Every adapter weight file of a PEFT adapter folder is whole (an unreadable adapter_config.json or no
+    weights at all are the discovered checkpoint's `problem`, from `peft_merge.adapter_info`)."""
     fs, root, files = _folder(path)
-    if why := _unreadable_json(fs, root, "adapter_config.json"):
-        return why
-    weights = sorted(n for n in files if n.startswith("adapter_model."))
-    if not weights:
-        return "no adapter_model.safetensors"
-    for name in weights:
+    for name in sorted(n for n in files if n.startswith("adapter_model.")):
         if name.endswith(".safetensors") and not _safetensors_whole(fs, f"{root}/{name}", int(files[name]["size"])):
             return f"adapter weights {name} truncated or unreadable"
     return None
@@ -192,8 +180,10 @@ def incomplete_reason(path: str) -> str | None:
     """Why a model folder cannot be analysed yet (None: complete): config, every weight shard named in a
     safetensors index (each whole: header and every tensor it lists), tokenizer files."""
     fs, root, files = _folder(path)
-    if why := _unreadable_json(fs, root, "config.json"):
-        return why
+    try:
+        json.loads(fs.cat_file(f"{root}/config.json"))
+    except (OSError, ValueError) as exc:
+        return f"config.json unreadable ({type(exc).__name__})"
     if "model.safetensors.index.json" in files:
         try:
             shards = sorted(set(json.loads(fs.cat_file(f"{root}/model.safetensors.index.json"))["weight_map"].values()))

@@ -23,7 +23,7 @@ trainer resized (embedding matrices in the adapter, in modules_to_save or saved 
 first; embeddings that training untied are saved untied. The folder written is then loaded again and must
 reproduce the adapted model's logits: a merge that dropped part of the adapter fails loudly instead of
 yielding the base. Written into a staging folder and renamed: the result appears whole or not at all.
-`merged_adapter_copy` does that once per (base content, adapter listing) into the model cache.
+`merged_adapter_copy` does that once per (base listing, adapter listing) into the model cache.
 Knows nothing about Dagster or the lake.
 """
 
@@ -156,12 +156,13 @@ def merge_adapter(base_dir: str | Path, adapter_dir: str | Path, out_dir: str | 
 
 
 def merged_adapter_copy(base_dir: str | Path, adapter_dir: str | Path) -> Path:
-    """The merged folder of `adapter_dir` on `base_dir` (local folders) in the model cache, keyed by the base's
-    content hash and the adapter folder's listing (names, sizes, versions): merged once, found afterwards."""
+    """The merged folder of `adapter_dir` on `base_dir` (local folders) in the model cache, keyed by both folders'
+    listings (names, sizes, versions), as the other model caches are: merged once, found afterwards, and no
+    byte of the base read to find it."""
     from compute.checkpoints import listing_fingerprint
-    from compute.models import cache_root, content_hash
+    from compute.models import cache_root
 
-    key = hashlib.sha256(f"{content_hash(base_dir)}\n{listing_fingerprint(str(adapter_dir))}".encode()).hexdigest()
+    key = hashlib.sha256(f"{listing_fingerprint(str(base_dir))}\n{listing_fingerprint(str(adapter_dir))}".encode()).hexdigest()
     target = cache_root() / f"peft-{key[:16]}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def scan(checkpoints_url: str) -> list[Candidate]:
             for c in discover_checkpoints(checkpoints_url)]
 
 
-def _analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
+def analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     done = set(keys)
     for asset in ANALYSED_BY:
         done &= set(instance.get_materialized_partitions(dg.AssetKey(asset)))
@@ -167,8 +167,10 @@ def checkpoint_sensor(context: dg.SensorEvaluationContext, study: StudyResource)
     candidates = scan(cfg.checkpoints_url)
     registered = set(context.instance.get_dynamic_partitions(checkpoints_partitions.name))
     keys = [c.key for c in candidates]
-    plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered, _analysed(context.instance, keys),
-                     last_runs(context.instance, keys), cause_fingerprint(cfg, context), time.time())
+    done = analysed(context.instance, keys)
+    plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered, done,
+                     last_runs(context.instance, [k for k in keys if k not in done]), cause_fingerprint(cfg, context),
+                     time.time())
     runs = [dg.RunRequest(run_key=run_key, partition_key=key, job_name=checkpoint_job.name)
             for key, run_key in plan.runs]
     if runs and _base_missing(context.instance):

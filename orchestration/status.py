@@ -14,7 +14,7 @@ import dagster as dg
 from compute.checkpoints import discover_checkpoints, not_ready
 from compute.settings import Settings
 from orchestration.partitions import checkpoints_partitions
-from orchestration.sensors import _analysed, last_runs
+from orchestration.sensors import analysed as analysed_partitions, last_runs
 from orchestration.staleness import find_stale
 
 STATES = ("analysed", "stale", "failed", "running", "waiting", "pending", "gone")
@@ -34,7 +34,7 @@ def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: l
     found = {c.key: c for c in discover_checkpoints(settings.checkpoints_url)}
     registered = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
     keys = sorted(set(found) | registered)
-    analysed = _analysed(instance, keys)
+    analysed = analysed_partitions(instance, keys)
     runs = last_runs(instance, keys)
     stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url,
                        configured).partitions() if analysed else {}
