@@ -4,7 +4,7 @@ token, which model's distribution the next token is drawn from.
 `forward`: the primary is the base and the intervening model the RL checkpoint; `reverse`: the other way
 round. At every step both models give their next-token distributions; the primary's token x is drawn with
 the row's uniform; if the rule says switch, the token is drawn instead from the intervening distribution
-with the *same* uniform. The chosen token is appended to both models' KV caches (`sampling.Decoder`), so
+with the *same* uniform. The chosen token is appended to both models' KV caches (`sampling.decoder_for`), so
 the prefix is encoded once. Criteria (each with a threshold `eps`):
 
     js          JS(primary || intervening) > eps
@@ -29,7 +29,7 @@ import torch
 
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
-from compute.sampling import Decoder, RowGenerators, SamplingParams, draw, next_token_probs
+from compute.sampling import Loop, RowGenerators, SamplingParams, capturable, decoder_for, draw, next_token_probs
 
 DIRECTIONS = ("forward", "reverse")
 CRITERIA = ("js", "delta_logp", "entropy", "random")
@@ -75,10 +75,15 @@ class SwitchRules:
     """A batch's rules as tensors (built once per batch, not per step)."""
 
     def __init__(self, rules: list[SwitchRule], device):
+        self.forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
         self.criterion = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
         self.eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
         self.switch_prob = torch.tensor([r.switch_prob for r in rules], dtype=torch.float64, device=device)
         self.present = {r.criterion for r in rules}  # full-vocabulary terms of absent criteria are skipped
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.forward, self.criterion = self.forward[rows], self.criterion[rows]
+        self.eps, self.switch_prob = self.eps[rows], self.switch_prob[rows]
 
     def mask(self, logq_primary: torch.Tensor, logq_intervening: torch.Tensor, token: torch.Tensor,
              coins: torch.Tensor) -> torch.Tensor:
@@ -101,47 +106,57 @@ class SwitchRules:
 @torch.inference_mode()
 def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule],
                  params: SamplingParams, stops: Stops | int | Iterable[int], pad_id: int,
-                 divergence_on: str = "full", decoder=Decoder) -> list[CrossSampled]:
+                 divergence_on: str = "full", decoder=None, graph: bool | None = None,
+                 check_every: int | None = None) -> list[CrossSampled]:
     """One lockstep response per row: row i decodes `prompts[i]` under `rules[i]` from `seeds[i]`.
 
     A response ends as `sampling.sample`'s do: at a stop id or stop string of `stops` (the token that ended
-    it included) or after `params.max_new_tokens`; switches are counted over the response only. `decoder` is
-    the incremental decoder class (tests pass a re-encoding reference).
+    it included) or after `params.max_new_tokens`; switches are counted over the response only. `decoder`
+    overrides the incremental decoder class (tests pass a re-encoding reference); `graph` and `check_every` as in
+    `sampling.sample`: the whole lockstep step (both models, the rule, the draw) is one CUDA graph on a GPU.
     """
     if divergence_on not in DIVERGENCE_ON:
         raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
     if not len(prompts) == len(seeds) == len(rules):
         raise ValueError("prompts, seeds and rules must have one entry per row")
-    dec_base, dec_rl = decoder(base, prompts, pad_id), decoder(rl, prompts, pad_id)
-    device = next(base.parameters()).device
-    forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
-    switch_rules = SwitchRules(rules, device)
     steps = params.max_new_tokens
+    dec_base = decoder_for(base, prompts, pad_id, steps, decoder)
+    dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder)
+    device = next(base.parameters()).device
+    switch_rules = SwitchRules(rules, device)
     rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s) for s in seeds], steps, device)
-    responses: list[list[int]] = [[] for _ in prompts]
-    switched: list[list[int]] = [[] for _ in prompts]
-    ends = Ends(stops, len(prompts))
-    logits_base, logits_rl = dec_base.start(), dec_rl.start().to(device)
-    for step in range(params.max_new_tokens):
-        p_base, p_rl = next_token_probs(logits_base, params), next_token_probs(logits_rl, params)
-        q_base = _log_dists(logits_base, p_base, divergence_on)
-        q_rl = _log_dists(logits_rl, p_rl, divergence_on)
-        u = rng.uniforms()
+    loop = Loop(len(prompts), steps, device, {"tokens": torch.long, "switched": torch.bool})
+    state = {"base": dec_base.start().clone(), "rl": dec_rl.start().to(device)}
+
+    def step():
+        forward = switch_rules.forward
+        p_base, p_rl = next_token_probs(state["base"], params), next_token_probs(state["rl"], params)
+        q_base = _log_dists(state["base"], p_base, divergence_on)
+        q_rl = _log_dists(state["rl"], p_rl, divergence_on)
+        u = rng.at(loop.at)
         token = draw(torch.where(forward, p_base, p_rl), u)
         switch = switch_rules.mask(torch.where(forward, q_base, q_rl), torch.where(forward, q_rl, q_base),
-                                   token, coin.uniforms())
-        token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token).cpu()
-        drawn, switched_now = token.tolist(), switch.tolist()
-        for i in torch.nonzero(~ends.done).flatten().tolist():
-            responses[i].append(drawn[i])
-            if switched_now[i]:
-                switched[i].append(step)
-        done = ends.update(token, responses)
-        if bool(done.all()) or step == params.max_new_tokens - 1:
-            break
-        ids = token.masked_fill(done, pad_id)
-        logits_base, logits_rl = dec_base.step(ids), dec_rl.step(ids).to(device)
-    return [CrossSampled(r, reason, s, stop) for r, s, (reason, stop) in zip(responses, switched, ends.reasons)]
+                                   token, coin.at(loop.at))
+        token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token)
+        loop.write("tokens", token)
+        loop.write("switched", switch)
+        state["base"].copy_(dec_base.step(token))
+        state["rl"].copy_(dec_rl.step(token))
+        loop.at.add_(1)
+
+    def keep(rows):
+        for name in state:
+            state[name] = state[name][rows]
+        for part in (switch_rules, rng, coin, dec_base, dec_rl):
+            part.keep(rows)
+
+    ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
+    loop.run(step, ends, responses, capturable([dec_base, dec_rl], device, graph),
+             check_every or (16 if device.type == "cuda" else 4),
+             keep if hasattr(dec_base, "keep") and hasattr(dec_rl, "keep") else None)
+    switched = loop.host["switched"]
+    return [CrossSampled(r, reason, switched[i, : len(r)].nonzero().flatten().tolist(), stop)
+            for i, (r, (reason, stop)) in enumerate(zip(responses, ends.reasons))]
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,14 @@ class Ends:
                     ended[i] = True
         self.done |= ended
         return self.done
+
+    def feed(self, columns: torch.Tensor, responses: list[list[int]]) -> torch.Tensor:
+        """Apply `update` to each column of `columns` [rows, steps] (CPU), appending each step's token to the
+        responses of the rows not yet done: a decoding loop that keeps its tokens on the device calls this every
+        few steps with the steps since its last call, with the same result as calling `update` at every step."""
+        for tokens in columns.unbind(1):
+            drawn = tokens.tolist()
+            for i in (~self.done).nonzero().flatten().tolist():
+                responses[i].append(drawn[i])
+            self.update(tokens, responses)
+        return self.done

@@ -26,6 +26,9 @@ class ReencodingDecoder:
     def start(self) -> torch.Tensor:
         return self._logits()
 
+    def keep(self, rows: torch.Tensor) -> None:
+        self.ids, self.mask = self.ids[rows], self.mask[rows]
+
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         self.ids = torch.cat([self.ids, ids.view(-1, 1).to(self.ids.device)], dim=1)
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)

@@ -76,6 +76,13 @@ class RowGenerators:
         self.step += 1
         return column
 
+    def at(self, step: torch.Tensor) -> torch.Tensor:
+        """The uniforms of step `step` (a one-element device tensor: a loop captured in a CUDA graph reads it)."""
+        return self.table.index_select(1, step).squeeze(1)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.table = self.table[rows]
+
 
 def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(p) for p in prompts)
@@ -168,26 +175,242 @@ class Decoder:
         self.verify = False
 
 
+class _StaticKV(DynamicCache):
+    """`StaticDecoder`'s cache: per layer, keys and values [rows, kv heads, length, head dim] allocated at the first
+    write; each write fills positions `at` (a device tensor) of rows `rows`, and attention reads the first
+    `visible` positions. A `DynamicCache` otherwise, so the model's forward finds every attribute it looks up;
+    `writes` counts the writes, for the decoder's guard."""
+
+    def __init__(self, config, rows: int, length: int):
+        super().__init__(config=config)
+        self.shape, self.buffers, self.writes, self.seen = (rows, length), {}, 0, 0
+        self.at, self.rows, self.visible = None, slice(None), length
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if layer_idx not in self.buffers:
+            rows, length = self.shape
+            self.buffers[layer_idx] = tuple(
+                t.new_zeros((rows, t.shape[1], length, t.shape[-1])) for t in (key_states, value_states))
+        keys, values = (b[self.rows] for b in self.buffers[layer_idx])
+        keys.index_copy_(2, self.at, key_states)
+        values.index_copy_(2, self.at, value_states)
+        self.writes += 1
+        return keys[:, :, : self.visible], values[:, :, : self.visible]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen
+
+
+def static_decoding(model) -> bool:
+    """Can `StaticDecoder` drive `model`? Full attention in every layer (no sliding windows), with an attention
+    implementation that takes a prepared 4D mask (sdpa, eager)."""
+    config = model.config
+    full = all(t == "full_attention" for t in (getattr(config, "layer_types", None) or ["full_attention"]))
+    windowed = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    return full and not windowed and getattr(config, "_attn_implementation", None) in ("sdpa", "eager")
+
+
+class StaticDecoder(Decoder):
+    """`Decoder` over preallocated KV buffers with room for `new_tokens` more positions per row, and a prepared
+    4D attention mask: every step has the same shapes, writes only into fixed buffers and never waits for the
+    host, so a CUDA graph can capture it (`run_steps`). The same guards as `Decoder`: a forward that wrote
+    nothing into the cache, or a first step that differs from re-encoding the prefix, raises `KVCacheError`.
+
+    The prompt is encoded in row chunks, so its [rows, 1, prompt, length] mask stays small."""
+
+    def __init__(self, model, prompts: list[list[int]], pad_id: int, new_tokens: int):
+        self.model = model
+        device = next(model.parameters()).device
+        self.ids, self.mask = left_pad(prompts, pad_id, device)
+        rows, width = self.ids.shape
+        self.width, self.length = width, width + new_tokens
+        self.dtype = next(model.parameters()).dtype
+        self.cache = _StaticKV(model.config, rows, self.length)
+        self.valid = torch.zeros(rows, self.length, dtype=torch.bool, device=device)
+        self.valid[:, :width] = self.mask.bool()
+        self.positions = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.slot = torch.full((1,), width, dtype=torch.long, device=device)
+        self.verify = model not in _VERIFIED
+        names = inspect.signature(model.forward).parameters
+        self.keyword = "cache" if "cache" in names else "past_key_values"
+        self.cache_position = "cache_position" in names
+
+    def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device).masked_fill_(
+            ~allowed, torch.finfo(self.dtype).min)
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        self.cache.at, writes = at, self.cache.writes
+        extra = {"cache_position": at} if self.cache_position else {}
+        failure = None
+        try:
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                             logits_to_keep=1, **{self.keyword: self.cache}, **extra)
+        except RuntimeError as e:  # a model that ignores the cache fails on the mask's length
+            failure = e
+        if self.cache.writes == writes:
+            raise KVCacheError(
+                f"{type(self.model).__name__} did not extend the KV cache it was given (transformers "
+                f"{transformers.__version__}): nothing was written into it. Install a transformers release "
+                "shiftlake supports (pyproject.toml).") from failure
+        if failure is not None:
+            raise failure
+        return out.logits[:, -1]
+
+    def start(self) -> torch.Tensor:
+        """Encode each distinct (left-padded) prompt once, in row chunks, and copy its keys and values to every row
+        that has it: the samples and rules of one problem share one prefill."""
+        rows, width = self.ids.shape
+        device = self.ids.device
+        distinct, inverse = torch.unique(torch.cat([self.ids, self.mask], 1), dim=0, return_inverse=True)
+        ids, mask = distinct[:, :width], distinct[:, width:]
+        query = key = torch.arange(width, device=device)  # the prompt attends to the prompt only
+        causal = key[None, :] <= query[:, None]
+        itself = key[None, :] == query[:, None]  # a pad position sees itself: no row of the mask is empty
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        prefill = _StaticKV(self.model.config, len(distinct), width)
+        self.cache, main = prefill, self.cache
+        chunk = max(1, min(len(distinct), 32768 // width, 2 ** 27 // (width * width)))
+        logits = []
+        for lo in range(0, len(distinct), chunk):
+            sl = slice(lo, lo + chunk)
+            allowed = (mask[sl, None, :].bool() & causal) | itself
+            prefill.rows, prefill.visible = sl, width
+            logits.append(self._forward(ids[sl], self._additive(allowed)[:, None], positions[sl], query))
+        self.cache = main
+        for layer, pair in prefill.buffers.items():
+            main.buffers[layer] = tuple(t.new_zeros((rows, t.shape[1], self.length, t.shape[-1])) for t in pair)
+            for full, part in zip(main.buffers[layer], pair):
+                full[:, :, :width] = part[inverse]
+        main.writes, main.seen = prefill.writes, width
+        self.positions = self.positions[:, -1:].clone()
+        return torch.cat(logits)[inverse]
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row but `rows` (a decoding loop drops rows that have ended; not inside a CUDA graph)."""
+        self.valid, self.positions = self.valid[rows], self.positions[rows]
+        self.ids, self.mask = self.ids[rows], self.mask[rows]
+        self.cache.buffers = {layer: tuple(t[rows] for t in pair) for layer, pair in self.cache.buffers.items()}
+        self.cache.shape = (len(rows), self.length)
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.view(-1, 1).to(self.valid.device)
+        if self.verify:  # the prefix is kept only for the one re-encode
+            self.ids = torch.cat([self.ids, ids], dim=1)
+            self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
+        self.valid.index_fill_(1, self.slot, True)
+        self.positions += 1
+        # attention reads the positions written so far, except in a CUDA graph, where every step reads them all
+        visible = self.length if self.valid.is_cuda else self.cache.seen + 1
+        self.cache.visible = visible
+        logits = self._forward(ids, self._additive(self.valid[:, :visible])[:, None, None, :], self.positions, self.slot)
+        self.slot += 1
+        self.cache.seen += 1
+        if self.verify:
+            self._check_against_reencode(logits)
+        return logits
+
+
+def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, decoder=None):
+    """The decoder of `model` for a batch: `StaticDecoder` where the model allows it, else `Decoder`; `decoder`, a
+    class with `Decoder`'s constructor (tests pass a re-encoding reference), overrides the choice."""
+    if decoder is not None:
+        return decoder(model, prompts, pad_id)
+    if static_decoding(model):
+        return StaticDecoder(model, prompts, pad_id, new_tokens)
+    return Decoder(model, prompts, pad_id)
+
+
+WARM_STEPS = 2  # eager steps before a CUDA graph is captured (lazy allocations, the decoders' first-step guards)
+
+
+class Loop:
+    """The bookkeeping of a decoding loop whose steps stay on the device.
+
+    A step reads the step number from `at` (a device tensor it increments) and writes its per-row outputs with
+    `write(name, values)` into column `at` of a device buffer [rows, steps]. `run` calls the step up to `steps`
+    times; every `check_every` steps it copies the new columns to host buffers over all rows, feeds the tokens to
+    `Ends` and stops once every row has ended. Where a CUDA graph is allowed, steps after the first `WARM_STEPS`
+    replay one captured graph. Elsewhere rows that have ended are dropped from the device state once a quarter of
+    them has (`keep` is called with the rows that stay), so later steps compute only live rows.
+    """
+
+    def __init__(self, rows: int, steps: int, device, outputs: dict[str, torch.dtype]):
+        self.steps, self.at = steps, torch.zeros(1, dtype=torch.long, device=device)
+        self.rows = torch.arange(rows)  # the original index of each row still on the device
+        self.out = {name: torch.zeros(rows, steps, dtype=dtype, device=device) for name, dtype in outputs.items()}
+        self.host = {name: torch.zeros(rows, steps, dtype=dtype) for name, dtype in outputs.items()}
+
+    def write(self, name: str, values: torch.Tensor) -> None:
+        self.out[name].index_copy_(1, self.at, values.view(-1, 1).to(self.out[name].dtype))
+
+    def run(self, step, ends: Ends, responses: list[list[int]], graph: bool, check_every: int, keep=None) -> None:
+        captured, fed = None, 0
+        for i in range(self.steps):
+            if graph and i >= WARM_STEPS:
+                if captured is None:
+                    torch.cuda.synchronize()
+                    captured = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(captured):
+                        step()
+                captured.replay()
+            else:
+                step()
+            if (i + 1) % check_every and i < self.steps - 1:
+                continue
+            for name, buffer in self.out.items():
+                self.host[name][self.rows, fed: i + 1] = buffer[:, fed: i + 1].cpu()
+            ends.feed(self.host["tokens"][:, fed: i + 1], responses)
+            fed = i + 1
+            if bool(ends.done.all()):
+                return
+            live = ~ends.done[self.rows]
+            if keep is not None and not graph and live.sum() <= 0.75 * len(self.rows):
+                stay = live.nonzero().flatten()
+                self.rows = self.rows[stay]
+                stay = stay.to(self.at.device)
+                self.out = {name: buffer[stay] for name, buffer in self.out.items()}
+                keep(stay)
+
+
+def capturable(decoders, device: torch.device, graph: bool | None) -> bool:
+    """Whether `Loop.run` may capture the loop: asked for (None: wherever it can), on CUDA, static decoders."""
+    possible = device.type == "cuda" and all(isinstance(d, StaticDecoder) for d in decoders)
+    if graph and not possible:
+        raise ValueError("CUDA-graph decoding needs a CUDA device and models that StaticDecoder drives")
+    return possible if graph is None else graph
+
+
 @torch.inference_mode()
 def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
-           stops: Stops | int | Iterable[int], pad_id: int) -> list[Sampled]:
+           stops: Stops | int | Iterable[int], pad_id: int, decoder=None, graph: bool | None = None,
+           check_every: int | None = None) -> list[Sampled]:
     """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params, stops).
 
     A response ends at any stop id or stop string of `stops` (`compute.prompts.Stops`; an id or ids alone are
-    accepted), the token that ended it included, or after `params.max_new_tokens`.
+    accepted), the token that ended it included, or after `params.max_new_tokens`. The loop stays on the device
+    (`Loop`): ends are looked at every `check_every` steps (default: 16 on CUDA, 4 on CPU); `graph` asks for a
+    CUDA graph (None: wherever possible).
     """
-    decoder = Decoder(model, prompts, pad_id)
-    rng = RowGenerators(seeds, params.max_new_tokens, decoder.ids.device)
-    ends = Ends(stops, len(prompts))
-    logits = decoder.start()
-    responses: list[list[int]] = [[] for _ in prompts]
-    for step in range(params.max_new_tokens):
-        ids = draw(next_token_probs(logits, params), rng.uniforms()).cpu()
-        drawn = ids.tolist()
-        for i in torch.nonzero(~ends.done).flatten().tolist():
-            responses[i].append(drawn[i])
-        done = ends.update(ids, responses)
-        if bool(done.all()) or step == params.max_new_tokens - 1:
-            break
-        logits = decoder.step(ids.masked_fill(done, pad_id))
+    steps = params.max_new_tokens
+    dec = decoder_for(model, prompts, pad_id, steps, decoder)
+    device = dec.ids.device
+    rng = RowGenerators(seeds, steps, device)
+    loop = Loop(len(prompts), steps, device, {"tokens": torch.long})
+    state = {"logits": dec.start().clone()}
+
+    def step():
+        token = draw(next_token_probs(state["logits"], params), rng.at(loop.at))
+        loop.write("tokens", token)
+        state["logits"].copy_(dec.step(token))
+        loop.at.add_(1)
+
+    def keep(rows):
+        state["logits"] = state["logits"][rows]
+        rng.keep(rows)
+        dec.keep(rows)
+
+    ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
+    loop.run(step, ends, responses, capturable([dec], device, graph), check_every or (16 if device.type == "cuda" else 4),
+             keep if hasattr(dec, "keep") else None)
     return [Sampled(r, *reason) for r, reason in zip(responses, ends.reasons)]
