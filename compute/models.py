@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from compute.sizing import check_fits
+
 CONTENT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja")
 
 
@@ -87,6 +89,7 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
                                 "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders, or build the "
                                 "toy world they default to with `shiftlake toyworld`.")
     device = device or auto_device()
+    check_fits(path, device, auto_dtype(device))
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=auto_dtype(device)).to(device).eval()
     if tokenizer.pad_token_id is None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import torch
 import transformers
-from transformers import DynamicCache
+from transformers import AttentionInterface, DynamicCache
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from compute.prompts import Ends, Stops
 
@@ -201,6 +202,23 @@ class _StaticKV(DynamicCache):
         return self.seen
 
 
+def grouped_decode_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """sdpa for one new token per row of a model whose key/value heads are shared by several query heads (GQA):
+    each key/value head's query heads become its query positions, so the cache is read once, where the stock sdpa
+    path copies it once per query head whenever a mask is given on CUDA. Anything else goes to the stock path."""
+    rows, heads, length, dim = query.shape
+    groups = key.shape[1]
+    if length != 1 or heads == groups:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    out = torch.nn.functional.scaled_dot_product_attention(query.reshape(rows, groups, heads // groups, dim), key,
+                                                           value, attn_mask=attention_mask, scale=scaling)
+    return out.reshape(rows, 1, heads, dim), None
+
+
+AttentionInterface.register("shiftlake_grouped_decode", grouped_decode_attention)
+
+
 def static_decoding(model) -> bool:
     """Can `StaticDecoder` drive `model`? Full attention in every layer (no sliding windows), with an attention
     implementation that takes a prepared 4D mask (sdpa, eager)."""
@@ -232,22 +250,37 @@ class StaticDecoder(Decoder):
         self.slot = torch.full((1,), width, dtype=torch.long, device=device)
         self.verify = model not in _VERIFIED
         names = inspect.signature(model.forward).parameters
-        self.keyword = "cache" if "cache" in names else "past_key_values"
+        self.keyword = "cache" if "cache" in names else "past_key_values"  # the backbone takes the same keyword
         self.cache_position = "cache_position" in names
 
     def _additive(self, allowed: torch.Tensor) -> torch.Tensor:
         return torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device).masked_fill_(
             ~allowed, torch.finfo(self.dtype).min)
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, at: torch.Tensor,
+                 hidden: bool = False) -> torch.Tensor:
+        """The next-token logits at the last position [rows, vocab], or with `hidden` the backbone's last hidden
+        states at every position [rows, len, hidden size]."""
         self.cache.at, writes = at, self.cache.writes
         extra = {"cache_position": at} if self.cache_position else {}
+        model = self.model.get_decoder() if hidden else self.model
+        config = self.model.config
+        stock = getattr(config, "_attn_implementation_internal", None)
+        if stock == "sdpa" and ids.shape[1] == 1:  # one token per row: the cache read once per key/value head
+            config._attn_implementation_internal = "shiftlake_grouped_decode"
         failure = None
         try:
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             logits_to_keep=1, **{self.keyword: self.cache}, **extra)
+            if hidden:
+                out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            **{self.keyword: self.cache}, **extra).last_hidden_state
+            else:
+                out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                            logits_to_keep=1, **{self.keyword: self.cache}, **extra).logits[:, -1]
         except RuntimeError as e:  # a model that ignores the cache fails on the mask's length
             failure = e
+        finally:
+            if stock == "sdpa":
+                config._attn_implementation_internal = stock
         if self.cache.writes == writes:
             raise KVCacheError(
                 f"{type(self.model).__name__} did not extend the KV cache it was given (transformers "
@@ -255,11 +288,12 @@ class StaticDecoder(Decoder):
                 "shiftlake supports (pyproject.toml).") from failure
         if failure is not None:
             raise failure
-        return out.logits[:, -1]
+        return out
 
-    def start(self) -> torch.Tensor:
+    def start(self, hidden: bool = False) -> torch.Tensor:
         """Encode each distinct (left-padded) prompt once, in row chunks, and copy its keys and values to every row
-        that has it: the samples and rules of one problem share one prefill."""
+        that has it: the samples and rules of one problem share one prefill. Returns the next-token logits
+        [rows, vocab], or with `hidden` the last prompt position's hidden states [rows, hidden size]."""
         rows, width = self.ids.shape
         device = self.ids.device
         distinct, inverse = torch.unique(torch.cat([self.ids, self.mask], 1), dim=0, return_inverse=True)
@@ -276,7 +310,8 @@ class StaticDecoder(Decoder):
             sl = slice(lo, lo + chunk)
             allowed = (mask[sl, None, :].bool() & causal) | itself
             prefill.rows, prefill.visible = sl, width
-            logits.append(self._forward(ids[sl], self._additive(allowed)[:, None], positions[sl], query))
+            out = self._forward(ids[sl], self._additive(allowed)[:, None], positions[sl], query, hidden)
+            logits.append(out[:, -1] if hidden else out)
         self.cache = main
         for layer, pair in prefill.buffers.items():
             main.buffers[layer] = tuple(t.new_zeros((rows, t.shape[1], self.length, t.shape[-1])) for t in pair)
@@ -285,6 +320,21 @@ class StaticDecoder(Decoder):
         main.writes, main.seen = prefill.writes, width
         self.positions = self.positions[:, -1:].clone()
         return torch.cat(logits)[inverse]
+
+    def extend(self, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-force `ids` [rows, n] (right-padded) after the prompts in one pass; returns the backbone's hidden
+        states at those positions [rows, n, hidden size] (position i predicts token i + 1). A real token never
+        attends to the padding after it, so the padding needs no mask."""
+        rows, n = ids.shape
+        device = self.valid.device
+        new = torch.arange(n, device=device)
+        allowed = torch.cat([self.valid[:, None, : self.width].expand(rows, n, self.width),
+                             (new[None, :] <= new[:, None]).expand(rows, n, n)], dim=2)
+        self.cache.visible = self.width + n
+        out = self._forward(ids.to(device), self._additive(allowed)[:, None], self.positions + 1 + new,
+                            self.width + new, hidden=True)
+        self.cache.visible = self.length
+        return out
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop every row but `rows` (a decoding loop drops rows that have ended; not inside a CUDA graph)."""

@@ -44,9 +44,9 @@ class Settings:
     system_prompt: str = ""  # chat only: the system message ("" = none)
     stop: str = ""  # stop strings besides the EOS ids: a JSON list, e.g. ["</answer>"] ("" = none)
     seed: int = 1234
-    batch_size: int = 64
+    batch_size: int = 0  # rows sampled at once, and sequences per paired pass (0: as many as fit, compute.sizing)
     chunk_tokens: int = 2048
-    cross_batch_size: int = 256  # rows decoded in lockstep at once (two KV caches each)
+    cross_batch_size: int = 0  # rows decoded in lockstep at once (two KV caches each; 0: as many as fit)
     cross_directions: str = "forward,reverse"
     cross_eps_js: str = "0.001,0.003,0.01,0.03,0.1,0.15,0.2,0.3"  # nats; empty turns a criterion off
     cross_eps_delta_logp: str = "0.5,0.75,1,2"

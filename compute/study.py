@@ -16,6 +16,7 @@ from compute.models import LoadedModel
 from compute.paired import PairedParams, paired_metrics
 from compute.prompts import PromptSettings, PromptTemplate, Stops, stop_ids
 from compute.sampling import SamplingParams, sample
+from compute.sizing import rows_per_batch
 from compute.verifiers import verifier_for
 
 IDS = pl.List(pl.Int32)
@@ -41,8 +42,9 @@ def _rendered(template: PromptTemplate, tokenizer, problem_rows: list[dict]) -> 
 def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str, policy: str,
              samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
              prompting: PromptSettings = PromptSettings()) -> pl.DataFrame:
-    """`samples_per_problem` sampled responses per problem, batched, each from its own seed; prompts rendered by
-    `prompting.template` with the policy's tokenizer, responses ended by its EOS ids and the stop strings."""
+    """`samples_per_problem` sampled responses per problem, batched (`batch_size` rows; 0: as many as fit,
+    `compute.sizing.rows_per_batch`), each from its own seed; prompts rendered by `prompting.template` with the
+    policy's tokenizer, responses ended by its EOS ids and the stop strings."""
     tok = policy_model.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
     jobs = [(row, k) for row in problem_rows for k in range(samples_per_problem)]
@@ -50,6 +52,8 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
     template_hash = prompting.template.hash(tok)
     stops = Stops(stop_ids(getattr(policy_model.model, "generation_config", None), tok), prompting.stop_strings, tok)
     records = []
+    batch_size = batch_size or rows_per_batch([policy_model.model], max((len(ids) for _, ids in prompt.values()), default=1),
+                                              params.max_new_tokens)
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo: lo + batch_size]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in chunk]
@@ -83,7 +87,7 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
     Prompts are rendered with the base's tokenizer (the RL model's has the same vocabulary); a response ends
     at an EOS id of either model or a stop string. The js, delta_logp and entropy runs come first; each random
     control then switches with the share of tokens its js run switched (same direction and eps), on the same
-    problems and seeds.
+    problems and seeds. `batch_size` rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`).
     """
     tok = base.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
@@ -93,11 +97,14 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
                   | stop_ids(getattr(rl.model, "generation_config", None), rl.tokenizer),
                   prompting.stop_strings, tok)
 
+    rows = batch_size or rows_per_batch([base.model, rl.model], max(map(len, prompt_ids.values()), default=1),
+                                        params.max_new_tokens)
+
     def run(rules: list[SwitchRule]) -> list[dict]:
         jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
         records = []
-        for lo in range(0, len(jobs), batch_size):
-            chunk = jobs[lo: lo + batch_size]
+        for lo in range(0, len(jobs), rows):
+            chunk = jobs[lo: lo + rows]
             seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in chunk]
             prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in chunk]
             outs = cross_sample(base.model, rl.model, prompts, seeds, [rule for rule, _, _ in chunk], params,

@@ -64,3 +64,21 @@ def test_chunked_and_unchunked_passes_are_identical(pair_and_data):
             np.testing.assert_allclose(small[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
         else:
             np.testing.assert_array_equal(small[name], whole[name], err_msg=name)
+
+
+def test_shared_prefill_equals_whole_padded_sequences(pair_and_data, monkeypatch):
+    """One prefill per distinct prompt, then the responses over its keys and values, gives what reading each
+    whole right-padded sequence gives (the path of models with sliding-window attention)."""
+    import compute.paired as paired
+
+    base, rl, prompts, responses = pair_and_data
+    prompts = prompts + [prompts[0]] * 3  # several samples of one prompt share its prefill
+    responses = responses + [[5, 6, 7], [8], [9, 10, 11, 12, 13]]
+    shared = paired_metrics(base, rl, prompts, responses, 0, PairedParams(batch_size=4, chunk_tokens=6))
+    monkeypatch.setattr(paired, "static_decoding", lambda model: False)
+    padded = paired_metrics(base, rl, prompts, responses, 0, PairedParams(batch_size=4, chunk_tokens=6))
+    for name in padded:
+        if np.issubdtype(padded[name].dtype, np.floating):
+            np.testing.assert_allclose(shared[name], padded[name], rtol=1e-5, atol=2e-5, err_msg=name)
+        else:
+            np.testing.assert_array_equal(shared[name], padded[name], err_msg=name)

@@ -127,3 +127,38 @@ def test_huge_but_finite_logits_do_not_trip_the_guard():
         model.lm_head.weight.mul_(1e20)
     out = sample(model, [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)
     assert all(1 <= len(r.response_ids) <= 4 for r in out)
+
+
+@pytest.mark.parametrize("heads,groups", [(4, 2), (6, 1), (4, 4)])
+def test_grouped_decode_attention_equals_stock_sdpa(heads, groups):
+    """One query per row against shared key/value heads, without copying the cache per query head, gives the
+    stock sdpa path's output (which repeats the keys and values), masked positions included."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from compute.sampling import grouped_decode_attention
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, heads, 1, 8, generator=g)
+    k, v = torch.randn(2, 3, groups, 10, 8, generator=g).unbind(0)
+    mask = torch.zeros(3, 1, 1, 10).masked_fill_(torch.rand(3, 1, 1, 10, generator=g) < 0.3, torch.finfo(torch.float32).min)
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = heads // groups, True
+    got, _ = grouped_decode_attention(module, q, k, v, mask, scaling=0.3)
+    want, _ = sdpa_attention_forward(module, q, k, v, mask, scaling=0.3)
+    assert got.shape == want.shape == (3, 1, heads, 8)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_static_and_dynamic_cache_decoding_give_the_same_tokens():
+    """The preallocated decoder (one prefill per distinct prompt, rows dropped as they end) and the growing-cache
+    decoder sample the same tokens in float32."""
+    from compute.sampling import Decoder
+
+    model = tiny_model(5)
+    prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [13, 14, 15], [9, 10]] * 3
+    seeds = list(range(len(prompts)))
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=20)
+    static = sample(model, prompts, seeds, params, EOS, PAD, check_every=1)
+    dynamic = sample(model, prompts, seeds, params, EOS, PAD, decoder=Decoder)
+    assert [(r.response_ids, r.finish_reason) for r in static] == [(r.response_ids, r.finish_reason) for r in dynamic]
+    assert {r.finish_reason for r in static} == {"eos", "length"}  # rows ended early and were dropped

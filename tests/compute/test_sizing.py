@@ -1,0 +1,45 @@
+"""What fits: parameters read from safetensors headers, a clear refusal before loading, rows chosen per device."""
+
+import pytest
+import torch
+
+from compute import sizing
+from compute.models import load_model
+from tests.compute.test_paired import tiny_model
+
+
+def test_parameters_come_from_the_safetensors_headers(tmp_path):
+    model = tiny_model(1)
+    model.save_pretrained(tmp_path)
+    stored = {n: p for n, p in model.state_dict().items() if n != "lm_head.weight"}  # tied: saved once
+    assert sizing.stored_parameters(tmp_path) == sum(p.numel() for p in stored.values())
+    assert sizing.stored_parameters(tmp_path / "nowhere") == 0
+
+
+def test_a_model_too_big_for_the_device_is_refused_before_loading(tmp_path, monkeypatch):
+    model = tiny_model(1)
+    model.save_pretrained(tmp_path)
+    monkeypatch.setattr(sizing, "free_bytes", lambda device: 1000)
+    with pytest.raises(MemoryError, match=r"has 0\.00B parameters: .* GiB in float32, but this machine's memory has "
+                                          r"0\.0 GiB free"):
+        sizing.check_fits(tmp_path, torch.device("cpu"), torch.float32)
+    loaded = []
+    monkeypatch.setattr("transformers.AutoModelForCausalLM.from_pretrained", lambda *a, **k: loaded.append(a))
+    with pytest.raises(MemoryError):
+        load_model(tmp_path, torch.device("cpu"))
+    assert loaded == []  # refused before any weight was read
+
+
+def test_rows_per_batch_on_cpu_grow_as_models_shrink(monkeypatch):
+    toy = tiny_model(1)
+    assert sizing.rows_per_batch([toy, toy], 11, 48) == sizing.MAX_ROWS["cpu"]
+    big = torch.nn.Module()
+    big.weight = torch.nn.Parameter(torch.zeros(2 ** 26))  # 256 MiB of float32
+    big.config = toy.config
+    assert sizing.rows_per_batch([big], 11, 48) == 2 ** 33 // 2 ** 28
+    assert sizing.rows_per_batch([big] * 4, 11, 48) == 16  # never fewer than 16 on a CPU
+
+
+def test_kv_bytes_follow_the_config():
+    model = tiny_model(1)  # 2 layers, 4 kv heads of 8 dims, float32
+    assert sizing.kv_bytes_per_position(model) == 2 * 2 * 4 * 8 * 4
