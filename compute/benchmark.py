@@ -11,7 +11,7 @@ rollouts  tokens/s of `compute.sampling.sample` against HF `generate` (same rows
 
 Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,
 --new N (new tokens per row), --prompt N, --memory-gib G (cap the GPU at G GiB, e.g. 79 to show a 7B pair on an
-80 GB card on a bigger one). Every row of random-weight models runs to the full length (EOS is never drawn).
+80 GB card on a bigger one), --no-eager (no lockstep run without the CUDA graph). Every row of random-weight models runs to the full length (EOS is never drawn).
 """
 
 from __future__ import annotations
@@ -116,17 +116,21 @@ def grid(n: int) -> list[SwitchRule]:
     return [rules[i % len(rules)] for i in range(n)]
 
 
-def bench_cross(base, rl, rows: list[int], prompt_len: int, new: int, vocab: int, graphs: tuple) -> None:
+def bench_cross(base, rl, rows: list[int], prompt_len: int, new: int, vocab: int, variants: tuple) -> None:
+    """`variants`: with and without the CUDA graph, at each batch size."""
     params = SamplingParams(max_new_tokens=new)
     for b in rows:
         prompts = random_ids(b, prompt_len, vocab, 3)
         seeds, rules = list(range(b)), grid(b)
-        for graph in graphs:
-            cross_sample(base, rl, prompts, seeds, rules, SamplingParams(max_new_tokens=4), NO_STOPS, PAD, graph=graph)
-            out, t, peak = timed(lambda: cross_sample(base, rl, prompts, seeds, rules, params, NO_STOPS, PAD, graph=graph))
+        for graph in variants:
+            run = dict(graph=graph)
+            _, t_warm, _ = timed(lambda: cross_sample(base, rl, prompts, seeds, rules, SamplingParams(max_new_tokens=4),
+                                                      NO_STOPS, PAD, **run))
+            out, t, peak = timed(lambda: cross_sample(base, rl, prompts, seeds, rules, params, NO_STOPS, PAD, **run))
             tokens = sum(len(o.response_ids) for o in out)
             switched = sum(len(o.switched_positions) for o in out) / max(tokens, 1)
-            print(f"cross   B={b} prompt {prompt_len} + {new} new, CUDA graph {'on' if graph else 'off'}: "
+            print(f"cross   B={b} prompt {prompt_len} + {new} new, CUDA graph {'on' if graph else 'off'} "
+                  f"(warm-up {t_warm:.0f} s): "
                   f"{tokens / t:,.0f} tok/s ({tokens:,} tokens in {t:.1f} s, {switched:.1%} switched, peak {peak:.1f} GiB)",
                   flush=True)
 
@@ -174,7 +178,7 @@ def main(argv=None) -> None:
     vocab = base.config.vocab_size
     print(f"pair ready in {time.perf_counter() - t:.1f} s ({sum(p.numel() for p in base.parameters()) / 1e9:.2f}B "
           f"parameters each, {next(base.parameters()).dtype})", flush=True)
-    small = device.type == "cpu"
+    small, cuda = device.type == "cpu", device.type == "cuda"
     chosen = sizing.rows_per_batch([base, rl], args.prompt, args.new)
     print(f"rows per batch chosen for lockstep (prompt {args.prompt} + {args.new}): {chosen}; for rollouts: "
           f"{sizing.rows_per_batch([base], args.prompt, args.new)}", flush=True)
@@ -182,8 +186,7 @@ def main(argv=None) -> None:
         "paired": lambda: bench_paired(base, rl, [(8, 64, 64, 4)] if small else
                                        [(16, 256, 512, 1), (8, 64, 2048, 1), (64, 256, 512, 1), (64, 256, 512, 16)], vocab),
         "cross": lambda: bench_cross(base, rl, sorted({64, chosen}), args.prompt, args.new, vocab,
-                                     (True, False) if device.type == "cuda" and not args.no_eager else
-                                     (True,) if device.type == "cuda" else (False,)),
+                                     (cuda,) + ((False,) if cuda and not args.no_eager else ())),
         "rollouts": lambda: bench_rollouts(base, sorted({64, sizing.rows_per_batch([base], args.prompt, args.new)}),
                                            args.prompt, args.new, vocab),
     }
