@@ -90,20 +90,27 @@ class _MasksThePrefix(torch.nn.Module):
         self.inner, self.config = inner, inner.config
 
     def forward(self, input_ids, attention_mask, **kw):
-        if input_ids.shape[1] == 1:
+        if input_ids.shape[1] == 1 and attention_mask.ndim == 4:  # a prepared additive mask: its last column is new
+            attention_mask = torch.full_like(attention_mask, torch.finfo(attention_mask.dtype).min)
+            attention_mask[..., -1] = 0
+        elif input_ids.shape[1] == 1:
             attention_mask = torch.zeros_like(attention_mask)
             attention_mask[:, -1] = 1
         return self.inner(input_ids=input_ids, attention_mask=attention_mask, **kw)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("broken,match", [(_DropsTheCache, "did not extend the KV cache"),
                                           (_MasksThePrefix, "differs from re-encoding the prefix")])
-def test_a_model_that_breaks_cached_decoding_fails_at_the_first_step(broken, match):
-    """Sampling from such a model must raise at once rather than write wrong rollouts."""
+def test_a_model_that_breaks_cached_decoding_fails_at_the_first_step(broken, match, dtype):
+    """Sampling from such a model must raise at once rather than write wrong rollouts, in half precision too
+    (where the guard reads the mean log-prob gap over the vocabulary)."""
     from compute.sampling import KVCacheError
 
     with pytest.raises(KVCacheError, match=match):
-        sample(broken(tiny_model(9)), [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)
+        sample(broken(tiny_model(9).to(dtype)), [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)
+    # the same model unbroken passes the guard in that precision
+    assert len(sample(tiny_model(9).to(dtype), [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)) == 2
 
 
 def test_the_cached_decoder_equals_re_encoding_on_the_installed_transformers():
