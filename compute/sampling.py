@@ -387,6 +387,8 @@ def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, d
     return Decoder(model, prompts, pad_id)
 
 
+CPU_CHECK_EVERY = 4
+KEEP_BELOW = 0.75  # off a GPU, rows that ended leave the batch once the live share falls below this
 WARM_STEPS = 2  # eager steps before a CUDA graph is captured (lazy allocations, the decoders' first-step guards)
 
 
@@ -431,7 +433,7 @@ class Loop:
             if bool(ends.done.all()):
                 return
             live = ~ends.done[self.rows]
-            if keep is not None and not graph and live.sum() <= 0.75 * len(self.rows):
+            if keep is not None and not graph and live.sum() <= KEEP_BELOW * len(self.rows):
                 stay = live.nonzero().flatten()
                 self.rows = self.rows[stay]
                 stay = stay.to(self.at.device)
@@ -477,6 +479,6 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
         dec.keep(rows)
 
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
-    loop.run(step, ends, responses, capturable([dec], device, graph), check_every or (16 if device.type == "cuda" else 4),
+    loop.run(step, ends, responses, capturable([dec], device, graph), check_every or (16 if device.type == "cuda" else CPU_CHECK_EVERY),
              keep if hasattr(dec, "keep") else None)
     return [Sampled(r, *reason) for r, reason in zip(responses, ends.reasons)]
