@@ -11,7 +11,8 @@ rollouts  tokens/s of `compute.sampling.sample` against HF `generate` (same rows
 
 Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,
 --new N (new tokens per row), --prompt N, --memory-gib G (cap the GPU at G GiB, e.g. 79 to show a 7B pair on an
-80 GB card on a bigger one), --no-eager (no lockstep run without the CUDA graph). Every row of random-weight models runs to the full length (EOS is never drawn).
+80 GB card on a bigger one), --no-eager (no lockstep run without the CUDA graph). Every row runs its full length:
+shiftlake's loops get no stop ids and `generate` a minimum length.
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ import torch
 
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
-from compute.sampling import CPU_CHECK_EVERY, Loop, RowGenerators, SamplingParams, capturable, decoder_for, draw, next_token_probs
+from compute.sampling import (CPU_CHECK_EVERY, Loop, RowGenerators, SamplingParams, capturable, decoder_for, draw,
+                               next_token_probs)
 
 DIRECTIONS = ("forward", "reverse")
 CRITERIA = ("js", "delta_logp", "entropy", "random")

@@ -2,8 +2,9 @@
 
 Every row owns a `torch.Generator` seeded with its rollout's seed and draws one uniform per step, so a
 row's tokens depend only on its seed, the model and its prompt, never on the batch it happens to share.
-The same primitives (`next_token_probs`, `draw`) serve evaluation rollouts, GRPO training and
-cross-sampling. Knows nothing about tables or the lake.
+The same primitives (`next_token_probs`, `draw`, `StaticDecoder`, `Loop`) serve evaluation rollouts, GRPO
+training and cross-sampling: preallocated KV buffers, one prefill per distinct prompt, a loop that keeps its
+tokens on the device and, on a GPU, replays each step as one CUDA graph. Knows nothing about tables or the lake.
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class Decoder:
             gap, tolerance = diff.amax().item(), 1e-3 * scale
             failed, what = not gap <= tolerance, "max"
         else:
-            alone = self.model(input_ids=self.ids[:, -1:], attention_mask=self.mask[:, -1:], position_ids=positions[:, -1:],
-                               use_cache=False, logits_to_keep=1).logits[:, -1]
+            alone = self.model(input_ids=self.ids[:, -1:], attention_mask=self.mask[:, -1:],
+                               position_ids=positions[:, -1:], use_cache=False, logits_to_keep=1).logits[:, -1]
             lost = (torch.log_softmax(alone.float(), -1) - reference).abs().mean(-1)
             row_gap = diff.mean(-1)
             bad = (row_gap > 0.02 * scale) & (row_gap > 0.5 * lost)
@@ -249,10 +250,8 @@ def static_decoding(model) -> bool:
 class StaticDecoder(Decoder):
     """`Decoder` over preallocated KV buffers with room for `new_tokens` more positions per row, and a prepared
     4D attention mask: every step has the same shapes, writes only into fixed buffers and never waits for the
-    host, so a CUDA graph can capture it (`run_steps`). The same guards as `Decoder`: a forward that wrote
-    nothing into the cache, or a first step that differs from re-encoding the prefix, raises `KVCacheError`.
-
-    The prompt is encoded in row chunks, so its [rows, 1, prompt, length] mask stays small."""
+    host, so a CUDA graph can capture it (`Loop`). The same guards as `Decoder`: a forward that wrote nothing
+    into the cache, or a first step that differs from re-encoding the prefix, raises `KVCacheError`."""
 
     def __init__(self, model, prompts: list[list[int]], pad_id: int, new_tokens: int):
         self.model = model
@@ -368,7 +367,8 @@ class StaticDecoder(Decoder):
         # attention reads the positions written so far, except in a CUDA graph, where every step reads them all
         visible = self.length if self.valid.is_cuda else self.cache.seen + 1
         self.cache.visible = visible
-        logits = self._forward(ids, self._additive(self.valid[:, :visible])[:, None, None, :], self.positions, self.slot)
+        mask = self._additive(self.valid[:, :visible])[:, None, None, :]
+        logits = self._forward(ids, mask, self.positions, self.slot)
         self.slot += 1
         self.cache.seen += 1
         if self.verify:
@@ -479,6 +479,6 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
         dec.keep(rows)
 
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
-    loop.run(step, ends, responses, capturable([dec], device, graph), check_every or (16 if device.type == "cuda" else CPU_CHECK_EVERY),
-             keep if hasattr(dec, "keep") else None)
+    loop.run(step, ends, responses, capturable([dec], device, graph),
+             check_every or (16 if device.type == "cuda" else CPU_CHECK_EVERY), keep if hasattr(dec, "keep") else None)
     return [Sampled(r, *reason) for r, reason in zip(responses, ends.reasons)]

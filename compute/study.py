@@ -52,8 +52,8 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
     template_hash = prompting.template.hash(tok)
     stops = Stops(stop_ids(getattr(policy_model.model, "generation_config", None), tok), prompting.stop_strings, tok)
     records = []
-    batch_size = batch_size or rows_per_batch([policy_model.model], max((len(ids) for _, ids in prompt.values()), default=1),
-                                              params.max_new_tokens)
+    width = max((len(ids) for _, ids in prompt.values()), default=1)
+    batch_size = batch_size or rows_per_batch([policy_model.model], width, params.max_new_tokens)
     for lo in range(0, len(jobs), batch_size):
         chunk = jobs[lo: lo + batch_size]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in chunk]
