@@ -83,6 +83,7 @@ class SwitchRules:
         self.present = {r.criterion for r in rules}  # full-vocabulary terms of absent criteria are skipped
 
     def keep(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.criterion.device)
         self.forward, self.criterion = self.forward[rows], self.criterion[rows]
         self.eps, self.switch_prob = self.eps[rows], self.switch_prob[rows]
 
@@ -147,7 +148,7 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
 
     def keep(rows):
         for name in state:
-            state[name] = state[name][rows]
+            state[name] = state[name][rows.to(device)]
         for part in (switch_rules, rng, coin, dec_base, dec_rl):
             part.keep(rows)
 

@@ -27,6 +27,7 @@ class ReencodingDecoder:
         return self._logits()
 
     def keep(self, rows: torch.Tensor) -> None:
+        rows = rows.to(self.ids.device)
         self.ids, self.mask = self.ids[rows], self.mask[rows]
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,7 @@ class RowGenerators:
         return self.table.index_select(1, step).squeeze(1)
 
     def keep(self, rows: torch.Tensor) -> None:
-        self.table = self.table[rows]
+        self.table = self.table[rows.to(self.table.device)]
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,6 +352,7 @@ class StaticDecoder(Decoder):
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop every row but `rows` (a decoding loop drops rows that have ended; not inside a CUDA graph)."""
+        rows = rows.to(self.valid.device)
         self.valid, self.positions = self.valid[rows], self.positions[rows]
         self.ids, self.mask = self.ids[rows], self.mask[rows]
         self.cache.buffers = {layer: tuple(t[rows] for t in pair) for layer, pair in self.cache.buffers.items()}
@@ -434,18 +435,27 @@ class Loop:
                 return
             live = ~ends.done[self.rows]
             if keep is not None and not graph and live.sum() <= KEEP_BELOW * len(self.rows):
-                stay = live.nonzero().flatten()
+                stay = live.nonzero().flatten()  # on the host: each part moves it to its own device
                 self.rows = self.rows[stay]
-                stay = stay.to(self.at.device)
-                self.out = {name: buffer[stay] for name, buffer in self.out.items()}
+                self.out = {name: buffer[stay.to(buffer.device)] for name, buffer in self.out.items()}
                 keep(stay)
 
 
+def _dynamic_rope(config) -> bool:
+    """Dynamic RoPE scaling compares the sequence length on the device with a host value every step: a CUDA graph
+    cannot capture that."""
+    scaling = getattr(config, "rope_scaling", None) or getattr(config, "rope_parameters", None) or {}
+    return isinstance(scaling, dict) and "dynamic" in (scaling.get("rope_type"), scaling.get("type"))
+
+
 def capturable(decoders, device: torch.device, graph: bool | None) -> bool:
-    """Whether `Loop.run` may capture the loop: asked for (None: wherever it can), on CUDA, static decoders."""
-    possible = device.type == "cuda" and all(isinstance(d, StaticDecoder) for d in decoders)
+    """Whether `Loop.run` may capture the loop: asked for (None: wherever it can), on one CUDA device, with static
+    decoders only."""
+    possible = device.type == "cuda" and all(isinstance(d, StaticDecoder) and d.valid.device == device
+                                             and not _dynamic_rope(d.model.config) for d in decoders)
     if graph and not possible:
-        raise ValueError("CUDA-graph decoding needs a CUDA device and models that StaticDecoder drives")
+        raise ValueError("CUDA-graph decoding needs every model on one CUDA device, driven by StaticDecoder, without "
+                         "dynamic RoPE scaling")
     return possible if graph is None else graph
 
 
@@ -474,7 +484,7 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
         loop.at.add_(1)
 
     def keep(rows):
-        state["logits"] = state["logits"][rows]
+        state["logits"] = state["logits"][rows.to(device)]
         rng.keep(rows)
         dec.keep(rows)
 

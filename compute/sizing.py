@@ -20,10 +20,19 @@ VOCAB_TEMPORARIES = 16  # float32 [rows, vocab] tensors alive at once per model 
 
 
 def stored_parameters(folder: str | Path) -> int:
-    """Parameters of a Hugging Face folder, read from its safetensors headers (no weights loaded); 0 when the
-    folder has none (a .bin-only folder)."""
-    total = 0
-    for f in sorted(Path(folder).glob("*.safetensors")):
+    """Parameters of a Hugging Face folder, read from the headers of the safetensors files `from_pretrained` loads
+    (those of model.safetensors.index.json, else model.safetensors, else every one; no weights are read); 0 when
+    the folder has none (a .bin-only folder). A release's extra copies (Mistral's consolidated.safetensors) do not
+    count."""
+    folder, total = Path(folder), 0
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted({folder / name for name in json.loads(index.read_text())["weight_map"].values()})
+    elif (folder / "model.safetensors").exists():
+        files = [folder / "model.safetensors"]
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+    for f in files:
         with open(f, "rb") as fh:
             header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
         for name, entry in header.items():

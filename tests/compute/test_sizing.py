@@ -43,3 +43,26 @@ def test_rows_per_batch_on_cpu_grow_as_models_shrink(monkeypatch):
 def test_kv_bytes_follow_the_config():
     model = tiny_model(1)  # 2 layers, 4 kv heads of 8 dims, float32
     assert sizing.kv_bytes_per_position(model) == 2 * 2 * 4 * 8 * 4
+
+
+def test_only_the_files_from_pretrained_loads_are_counted(tmp_path):
+    """Mistral's releases ship consolidated.safetensors beside the sharded Hugging Face files: counting it would
+    double the model and refuse one that fits."""
+    import shutil
+
+    model = tiny_model(1)
+    model.save_pretrained(tmp_path, max_shard_size="20KB")
+    loaded = sizing.stored_parameters(tmp_path)
+    assert (tmp_path / "model.safetensors.index.json").exists() and loaded > 0
+    shutil.copy(next(tmp_path.glob("model-*.safetensors")), tmp_path / "consolidated.safetensors")
+    assert sizing.stored_parameters(tmp_path) == loaded
+
+
+def test_dynamic_rope_scaling_keeps_decoding_out_of_cuda_graphs():
+    from transformers import LlamaConfig
+
+    from compute.sampling import _dynamic_rope
+
+    assert _dynamic_rope(LlamaConfig(rope_scaling={"rope_type": "dynamic", "factor": 2.0}))
+    assert not _dynamic_rope(LlamaConfig())
+    assert not _dynamic_rope(LlamaConfig(rope_scaling={"rope_type": "linear", "factor": 2.0}))
