@@ -18,7 +18,6 @@ shiftlake's loops get no stop ids and `generate` a minimum length.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
@@ -27,7 +26,7 @@ from transformers import AutoModelForCausalLM, Qwen2Config
 from compute import sizing
 from compute.cross_sampling import SwitchRule, cross_sample
 from compute.metrics import entropy, js_divergence
-from compute.paired import PairedParams, paired_metrics
+from compute.paired import paired_metrics
 from compute.sampling import SamplingParams, left_pad, sample
 
 SHAPES = {
