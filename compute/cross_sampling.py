@@ -29,8 +29,7 @@ import torch
 
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
-from compute.sampling import (CPU_CHECK_EVERY, Loop, RowGenerators, SamplingParams, capturable, decoder_for, draw,
-                               next_token_probs)
+from compute.sampling import Loop, RowGenerators, SamplingParams, decoder_for, draw, next_token_probs
 
 DIRECTIONS = ("forward", "reverse")
 CRITERIA = ("js", "delta_logp", "entropy", "random")
@@ -153,9 +152,7 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
             part.keep(rows)
 
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
-    loop.run(step, ends, responses, capturable([dec_base, dec_rl], device, graph),
-             check_every or (16 if device.type == "cuda" else CPU_CHECK_EVERY),
-             keep if hasattr(dec_base, "keep") and hasattr(dec_rl, "keep") else None)
+    loop.run(step, ends, responses, [dec_base, dec_rl], graph, check_every, keep)
     switched = loop.host["switched"]
     return [CrossSampled(r, reason, switched[i, : len(r)].nonzero().flatten().tolist(), stop)
             for i, (r, (reason, stop)) in enumerate(zip(responses, ends.reasons))]

@@ -71,12 +71,6 @@ class RowGenerators:
         table = [torch.rand(steps, generator=torch.Generator().manual_seed(int(s)), dtype=torch.float64)
                  for s in seeds]
         self.table = torch.stack(table).to(device) if table else torch.zeros(0, steps, dtype=torch.float64)
-        self.step = 0
-
-    def uniforms(self) -> torch.Tensor:
-        column = self.table[:, self.step]
-        self.step += 1
-        return column
 
     def at(self, step: torch.Tensor) -> torch.Tensor:
         """The uniforms of step `step` (a one-element device tensor: a loop captured in a CUDA graph reads it)."""
@@ -413,7 +407,12 @@ class Loop:
     def write(self, name: str, values: torch.Tensor) -> None:
         self.out[name].index_copy_(1, self.at, values.view(-1, 1).to(self.out[name].dtype))
 
-    def run(self, step, ends: Ends, responses: list[list[int]], graph: bool, check_every: int, keep=None) -> None:
+    def run(self, step, ends: Ends, responses: list[list[int]], decoders: list, graph: bool | None,
+            check_every: int | None, keep) -> None:
+        """`graph` and `check_every` as `sample` takes them; `keep` is used where every decoder can drop rows."""
+        graph = capturable(decoders, self.at.device, graph)
+        check_every = check_every or (16 if self.at.device.type == "cuda" else CPU_CHECK_EVERY)
+        keep = keep if all(hasattr(d, "keep") for d in decoders) else None
         captured, fed = None, 0
         for i in range(self.steps):
             if graph and i >= WARM_STEPS:
@@ -489,6 +488,5 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
         dec.keep(rows)
 
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
-    loop.run(step, ends, responses, capturable([dec], device, graph),
-             check_every or (16 if device.type == "cuda" else CPU_CHECK_EVERY), keep if hasattr(dec, "keep") else None)
+    loop.run(step, ends, responses, [dec], graph, check_every, keep)
     return [Sampled(r, *reason) for r, reason in zip(responses, ends.reasons)]

@@ -63,9 +63,9 @@ def test_uniforms_drawn_up_front_are_those_drawn_one_at_a_time(steps):
     rollout and the toy world's training) must be exactly those of one draw per step."""
     rng = RowGenerators([7, 8], steps)
     gens = [torch.Generator().manual_seed(7), torch.Generator().manual_seed(8)]
-    for _ in range(steps):
+    for step in range(steps):
         one_by_one = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens])
-        assert torch.equal(rng.uniforms(), one_by_one)
+        assert torch.equal(rng.at(torch.tensor([step])), one_by_one)
 
 
 class _DropsTheCache(torch.nn.Module):
