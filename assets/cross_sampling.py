@@ -5,39 +5,42 @@ import dagster as dg
 import polars as pl
 
 from assets import checks
-from compute import study as studies
+from assets.scores import verdicts
+from compute import tables
 from compute.modelstore import model_of
 from compute.summaries import cross_summarise, markdown_table
-from orchestration.partitions import checkpoints_partitions
-from orchestration.resources import StudyResource
+from orchestration.wiring import names
+from orchestration.wiring.partitions import checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
 
 HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "gap_moved"]
 
 
-@dg.asset(code_version="2", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_samples"))
 def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
                   base_model: pl.DataFrame, checkpoints: pl.DataFrame):
     """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
     plus the random control at each js run's budget (prompts, stops and data version as the rollouts')."""
-    cfg, prompting = study.settings(), study.prompts()
+    cfg = study.settings()
+    prompting = cfg.prompts()
     base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
-    frame = studies.cross_samples(base, rl, problems, context.partition_key, study.cross_grid(),
-                                  cfg.samples_per_problem, study.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
+    frame = tables.cross_samples(base, rl, problems, context.partition_key, cfg.cross_grid(),
+                                  cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
     context.add_asset_metadata(prompting.metadata(base.tokenizer))
-    context.set_data_version(context.asset_key, dg.DataVersion(studies.content_version(frame)))
+    context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))
     yield from checks.output_and_checks("cross_samples", frame)
 
 
-@dg.asset(code_version="2", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_scores"))
 def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame):
     """Verdicts on every cross sample, by the same verifiers as the rollouts' scores."""
-    yield from checks.output_and_checks("cross_scores", study.score(cross_samples, problems, studies.CROSS_KEYS),
+    yield from checks.output_and_checks("cross_scores", verdicts(study, cross_samples, problems, tables.CROSS_KEYS),
                                         {"cross_samples": cross_samples})
 
 
-@dg.asset(code_version="1", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions)
 def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
                     base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only."""

@@ -8,25 +8,23 @@ import polars as pl
 
 from assets import checks
 from compute import lake
-from compute.checkpoints import discover_checkpoints, has_weights, listing_fingerprint, not_ready
+from compute.checkpoints import discover_checkpoints, has_weights, not_ready
+from compute.listing import listing_fingerprint
 from compute.models import (LoadedModel, check_finite_logits, check_same_tokenizer, content_hash, local_copy,
                             model_folder, tokenizer_hash)
 from compute.modelstore import model_of, snapshot, stored
 from compute.problems import load_problems
-from orchestration.io_manager import PARTITION, TABLE
-from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
-from orchestration.resources import StudyResource
+from orchestration.wiring import names
+from orchestration.wiring.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
 
 
-@dg.asset(code_version="1", group_name="inputs", kinds={"polars"}, metadata={PARTITION: ""},
+@dg.asset(code_version="1", group_name=names.INPUTS, kinds={"polars"}, metadata={names.PARTITION: ""},
           check_specs=checks.specs("problems"))
 def problems(study: StudyResource):
     """Verifiable problems (dataset, problem_id, prompt, answer) from PROBLEMS_URL."""
     cfg = study.settings()
-    yield from checks.output_and_checks("problems", load_problems(cfg.problems_url, cfg.max_problems))
-
-
-LISTING = "listing_fingerprint"  # metadata: names, sizes and mtimes of the folder's files when it was hashed
+    yield from checks.output_and_checks("problems", load_problems(cfg.required("problems_url"), cfg.max_problems))
 
 
 def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: str, layout: str,
@@ -44,7 +42,7 @@ def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: s
         "model_uri": [model_uri], "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(loaded.tokenizer)],
         "vocab_size": [len(loaded.tokenizer)], "discovered_at": [datetime.now(timezone.utc)],
     }, schema_overrides={"step": pl.Int64, "vocab_size": pl.Int64})
-    return _versioned(frame, digest, {LISTING: listed})
+    return _versioned(frame, digest, {names.LISTING: listed})
 
 
 def _versioned(frame: pl.DataFrame, digest: str, metadata: dict) -> dg.Output:
@@ -66,24 +64,24 @@ def _from_store(lake_url: str, partition: str, what: str, fix: str) -> dg.Output
                       {"source": f"{what}; analysed from the model store ({row['model_uri'][0]})"})
 
 
-@dg.asset(code_version="3", group_name="inputs", kinds={"pytorch"},
-          metadata={TABLE: "checkpoints", PARTITION: BASE_PARTITION})
+@dg.asset(code_version="3", group_name=names.INPUTS, kinds={"pytorch"},
+          metadata={names.TABLE: "checkpoints", names.PARTITION: BASE_PARTITION})
 def base_model(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Output[pl.DataFrame]:
     """The base model's row of the `checkpoints` table (role base)."""
-    path, lake_url = study.settings().base_model, context.resources.io_manager.lake_url
+    path, lake_url = study.settings().required("base_model"), context.resources.io_manager.lake_url
     if not has_weights(path):
         return _from_store(lake_url, BASE_PARTITION, f"no base model at {path}",
                            "set BASE_MODEL to a Hugging Face model folder (save_pretrained)")
     return _model_row("base", path, local_copy(path), None, "base", "hf", study, lake_url)
 
 
-@dg.asset(code_version="3", group_name="inputs", kinds={"pytorch"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="3", group_name=names.INPUTS, kinds={"pytorch"}, partitions_def=checkpoints_partitions)
 def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
                 base_model: pl.DataFrame) -> dg.Output[pl.DataFrame]:
     """One RL checkpoint's row of the `checkpoints` table, its model (merged where the trainer wrote shards or
     an adapter) kept in the lake's model store; its tokenizer must be the base's."""
     key, lake_url = context.partition_key, context.resources.io_manager.lake_url
-    folder = study.settings().checkpoints_url
+    folder = study.settings().required("checkpoints_url")
     found = {c.key: c for c in discover_checkpoints(folder)}
     if key not in found:
         return _from_store(lake_url, f"checkpoint={key}", f"checkpoint {key!r} is no longer in {folder} "

@@ -1,13 +1,14 @@
 """The report: one self-contained HTML file per checkpoint in the lake, and the figures as asset metadata
-(Markdown images) so the Dagster UI shows them on the asset's page. Figures read the lake the run writes
-to: the IO manager's `lake_url`."""
+(Markdown images) so the Dagster UI shows them on the asset's page. The only asset that draws figures (all
+seven, `compute.figures.FIGURES`); they read the lake the run writes to: the IO manager's `lake_url`."""
 
 import base64
 
 import dagster as dg
 
-from compute import figures, report as reports
-from orchestration.partitions import checkpoints_partitions
+from compute import report as reports
+from orchestration.wiring import names
+from orchestration.wiring.partitions import checkpoints_partitions
 
 
 def figure_metadata(drawn: list) -> dict:
@@ -25,20 +26,11 @@ def figure_metadata(drawn: list) -> dict:
     return out
 
 
-CHECKPOINT_FIGURES = (figures.js_percentile_curve, figures.position_profile, figures.entropy_js_grid,
-                      figures.topk_reranking, figures.cross_sampling_curve, figures.token_drilldown)
-
-
-def checkpoint_figures(lake_url: str, checkpoint: str) -> dict:
-    """The per-checkpoint figures (all but the trend) as metadata."""
-    return figure_metadata([reports.draw(make, lake_url, checkpoint) for make in CHECKPOINT_FIGURES])
-
-
 REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()).with_label(
     "eager: whenever the checkpoint's summaries or the trend change")
 
 
-@dg.asset(code_version="1", group_name="report", kinds={"html"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="1", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,
           deps=["summaries", "cross_summaries", "trend"], automation_condition=REFRESH)
 def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the

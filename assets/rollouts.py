@@ -4,41 +4,42 @@ import dagster as dg
 import polars as pl
 
 from assets import checks
-from compute import study as studies
+from compute import tables
 from compute.modelstore import model_of
-from orchestration.io_manager import PARTITION, TABLE
-from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
-from orchestration.resources import StudyResource
+from orchestration.wiring import names
+from orchestration.wiring.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
 
 
 def _sample(study: StudyResource, uri: str, problems: pl.DataFrame, checkpoint: str,
             policy: str) -> tuple[pl.DataFrame, dict]:
     """The rollouts, and the metadata recording how they were prompted and stopped (`prompt_template` and
     `stop_strings`, which staleness compares with the settings, and `template_hash`)."""
-    cfg, prompting, loaded = study.settings(), study.prompts(), study.model(uri)
-    frame = studies.rollouts(loaded, problems, checkpoint, policy, cfg.samples_per_problem, study.sampling(),
+    cfg, loaded = study.settings(), study.model(uri)
+    prompting = cfg.prompts()
+    frame = tables.rollouts(loaded, problems, checkpoint, policy, cfg.samples_per_problem, cfg.sampling(),
                              cfg.seed, cfg.batch_size, prompting)
     return frame, prompting.metadata(loaded.tokenizer)
 
 
-@dg.asset(code_version="2", group_name="base", kinds={"pytorch"},
-          metadata={TABLE: "rollouts", PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_rollouts"))
+@dg.asset(code_version="2", group_name=names.BASE, kinds={"pytorch"},
+          metadata={names.TABLE: "rollouts", names.PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_rollouts"))
 def base_rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
                   base_model: pl.DataFrame):
     """The base policy's responses, computed once and reused by every checkpoint; the data version is the
     content's, so what reads them is stale once they change (another prompt template, say)."""
     frame, metadata = _sample(study, model_of(base_model), problems, "base", "base")
     context.add_asset_metadata(metadata)
-    context.set_data_version(context.asset_key, dg.DataVersion(studies.content_version(frame)))
+    context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))
     yield from checks.output_and_checks("rollouts", frame)
 
 
-@dg.asset(code_version="2", group_name="checkpoint", kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("rollouts"))
 def rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
              checkpoints: pl.DataFrame):
     """One RL checkpoint's responses, from the same per-rollout seeds as the base's (data version: the content's)."""
     frame, metadata = _sample(study, model_of(checkpoints), problems, context.partition_key, "rl")
     context.add_asset_metadata(metadata)
-    context.set_data_version(context.asset_key, dg.DataVersion(studies.content_version(frame)))
+    context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))
     yield from checks.output_and_checks("rollouts", frame)

@@ -4,20 +4,28 @@ import dagster as dg
 import polars as pl
 
 from assets import checks
-from orchestration.io_manager import PARTITION, TABLE
-from orchestration.partitions import BASE_PARTITION, checkpoints_partitions
-from orchestration.resources import StudyResource
+from compute import tables
+from orchestration.wiring import names
+from orchestration.wiring.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
 
 
-@dg.asset(code_version="3", group_name="base", kinds={"polars"},
-          metadata={TABLE: "scores", PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_scores"))
+def verdicts(study: StudyResource, frame: pl.DataFrame, problems: pl.DataFrame,
+             keys: tuple[str, ...] = tables.ROLLOUT_KEYS) -> pl.DataFrame:
+    """Verdicts on `frame`'s responses (`compute.tables.scores`) with the configured verifiers."""
+    cfg = study.settings()
+    return tables.scores(frame, problems, cfg.verifier, keys, cfg.verify_timeout_s, cfg.verify_workers)
+
+
+@dg.asset(code_version="3", group_name=names.BASE, kinds={"polars"},
+          metadata={names.TABLE: "scores", names.PARTITION: BASE_PARTITION}, check_specs=checks.specs("base_scores"))
 def base_scores(study: StudyResource, problems: pl.DataFrame, base_rollouts: pl.DataFrame):
     """Verdicts on the base policy's rollouts."""
-    yield from checks.output_and_checks("scores", study.score(base_rollouts, problems), {"rollouts": base_rollouts})
+    yield from checks.output_and_checks("scores", verdicts(study, base_rollouts, problems), {"rollouts": base_rollouts})
 
 
-@dg.asset(code_version="3", group_name="checkpoint", kinds={"polars"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="3", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("scores"))
 def scores(study: StudyResource, problems: pl.DataFrame, rollouts: pl.DataFrame):
     """Verdicts on one RL checkpoint's rollouts."""
-    yield from checks.output_and_checks("scores", study.score(rollouts, problems), {"rollouts": rollouts})
+    yield from checks.output_and_checks("scores", verdicts(study, rollouts, problems), {"rollouts": rollouts})

@@ -25,9 +25,10 @@ from transformers import AutoModelForCausalLM, Qwen2Config
 
 from compute import sizing
 from compute.cross_sampling import SwitchRule, cross_sample
+from compute.decoders import left_pad
 from compute.metrics import entropy, js_divergence
 from compute.paired import paired_metrics
-from compute.sampling import SamplingParams, left_pad, sample
+from compute.sampling import SamplingParams, sample
 
 SHAPES = {
     "1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,

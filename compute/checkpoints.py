@@ -15,14 +15,13 @@ prefixes go through the same fsspec code; only the URL differs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
 import unicodedata
 from dataclasses import dataclass
 
-from compute.lake import filesystem
+from compute.listing import TOKENIZER_FILES, fresh as _fs
 
 _STEP = re.compile(r"(?:checkpoint-|global_step_?)(\d+)(?:_hf)?$")
 LAYOUTS = ("hf", "verl_fsdp", "peft", "unknown")
@@ -36,12 +35,6 @@ class Checkpoint:
     step: int | None
     layout: str = "hf"  # one of LAYOUTS
     problem: str | None = None  # why it cannot be analysed as it stands: what was found, and the fix
-
-
-def _fs(url: str):
-    fs = filesystem(url)
-    fs.invalidate_cache()  # a sensor tick must see what is there now, not a cached listing
-    return fs, url.rstrip("/")
 
 
 def _url(fs, path: str, like: str) -> str:
@@ -122,22 +115,6 @@ def discover_checkpoints(root: str) -> list[Checkpoint]:
 
 
 MARKERS = ("COMPLETE", ".complete", "_SUCCESS")  # written by a trainer when a checkpoint is whole
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
-
-
-def listing(path: str) -> dict[str, tuple[int, str]]:
-    """Every file under a model folder: relative name -> (size, version: mtime, or the object's ETag on S3).
-    Cheap: no byte is read."""
-    fs, root = _fs(str(path))
-    prefix = len(fs._strip_protocol(root).rstrip("/")) + 1
-    return {name[prefix:]: (int(info["size"]), str(info.get("ETag") or info.get("mtime") or info.get("LastModified")))
-            for name, info in sorted(fs.find(root, detail=True).items())}
-
-
-def listing_fingerprint(path: str) -> str:
-    return hashlib.sha256(json.dumps(sorted(listing(path).items())).encode()).hexdigest()[:16]
-
-
 def has_marker(path: str) -> bool:
     fs, root = _fs(str(path))
     return any(fs.exists(f"{root}/{m}") for m in MARKERS)

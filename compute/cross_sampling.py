@@ -4,7 +4,7 @@ token, which model's distribution the next token is drawn from.
 `forward`: the primary is the base and the intervening model the RL checkpoint; `reverse`: the other way
 round. At every step both models give their next-token distributions; the primary's token x is drawn with
 the row's uniform; if the rule says switch, the token is drawn instead from the intervening distribution
-with the *same* uniform. The chosen token is appended to both models' KV caches (`sampling.decoder_for`), so
+with the *same* uniform. The chosen token is appended to both models' KV caches (`decoders.decoder_for`), so
 the prefix is encoded once. Criteria (each with a threshold `eps`):
 
     js          JS(primary || intervening) > eps
@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 import torch
 
+from compute.decoders import decoder_for
+from compute.loop import Loop
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
-from compute.sampling import Loop, RowGenerators, SamplingParams, decoder_for, draw, next_token_probs
+from compute.sampling import RowGenerators, SamplingParams, draw, next_token_probs
 
 DIRECTIONS = ("forward", "reverse")
 CRITERIA = ("js", "delta_logp", "entropy", "random")

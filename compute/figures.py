@@ -11,6 +11,9 @@
                           models' top-5 alternatives (also as HTML and Markdown: text with the tokens marked)
 
 Knows nothing about Dagster; matplotlib draws off screen (Agg).
+
+Kept whole although just over 250 lines: the seven figures and `FIGURES` share one discipline (`_query`,
+`_finish`), and a reader compares them side by side.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ class Figure:
     markdown: str = ""  # the same for the Dagster UI
 
 
-def _query(name: str, lake_url: str, checkpoint: str | None, tables: dict | None = None) -> pl.DataFrame:
-    frame = lakesql.run(lakesql.query_text(name), lake_url, tables)
+def _query(name: str, lake_url: str, checkpoint: str | None) -> pl.DataFrame:
+    frame = lakesql.run(lakesql.query_text(name), lake_url)
     if checkpoint is not None and "checkpoint" in frame.columns:
         frame = frame.filter(pl.col("checkpoint") == checkpoint)
     return frame
@@ -161,9 +164,9 @@ def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure
     return _finish("cross_sampling_curve", "Cross-sampling: which tokens matter", fig, data, axes)
 
 
-def checkpoint_trend(lake_url: str, checkpoint: str | None = None, trend: pl.DataFrame | None = None) -> Figure:
-    """All checkpoints (`checkpoint` is ignored); `trend` stands in for the lake's trend table."""
-    data = _query("checkpoint_trend", lake_url, None, None if trend is None else {"trend": trend})
+def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
+    """All checkpoints (`checkpoint` is ignored)."""
+    data = _query("checkpoint_trend", lake_url, None)
     fig, (left, right) = _figure(2)
     left.plot(data["step"], data["rl_accuracy"], marker="o", label="RL")
     left.plot(data["step"], data["base_accuracy"], linestyle=":", label="base")
@@ -255,5 +258,13 @@ def token_drilldown(lake_url: str, checkpoint: str | None = None) -> Figure:
     return figure
 
 
-FIGURES = (js_percentile_curve, position_profile, entropy_js_grid, topk_reranking, cross_sampling_curve,
-           checkpoint_trend, token_drilldown)
+FIGURES = (  # (figure, what it answers), in the paper's order: the report's sections, the report asset's metadata
+    (js_percentile_curve, "How sparse is the shift? Most tokens barely move; a few move a lot."),
+    (position_profile, "Where in the response do the large shifts sit?"),
+    (entropy_js_grid, "Do large shifts happen where the base model was uncertain?"),
+    (topk_reranking, "At high-JS tokens, does RL pick something base already ranked high?"),
+    (cross_sampling_curve, "Which tokens matter: a few RL tokens recover RL's accuracy (forward), a few base tokens "
+                           "bring it back down (reverse); a random control at the same budget."),
+    (checkpoint_trend, "How accuracy and the JS percentiles grow across checkpoints."),
+    (token_drilldown, "The highest-JS tokens in context, with both models' top-5 alternatives (hover a marked token)."),
+)

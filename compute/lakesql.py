@@ -75,14 +75,9 @@ def _json_cell(value) -> str:
     return json.dumps(value.to_list() if hasattr(value, "to_list") else value)
 
 
-def run(sql: str, lake_url: str | None = None, tables: dict | None = None):
-    """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix.
-    `tables` (name -> polars frame) stand in for the lake's tables of those names: an asset's own output
-    before the IO manager has written it."""
+def run(sql: str, lake_url: str | None = None):
+    """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix."""
     con = connect(lake_url)
-    for name, frame in (tables or {}).items():
-        con.execute(f"DROP VIEW IF EXISTS {name}")
-        con.register(name, frame)
     try:
         return con.sql(sql).pl()
     except duckdb.CatalogException as e:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from compute.paths import models_cache
 from compute.sizing import check_fits
 
 CONTENT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja")
@@ -36,14 +37,6 @@ class LoadedModel:
     tokenizer: object
 
 
-def cache_root() -> Path:
-    import os
-
-    from compute.toyworld.world import REPO_ROOT
-
-    return Path(os.environ.get("SHIFTLAKE_CACHE", REPO_ROOT / ".shiftlake")) / "models"
-
-
 def local_copy(uri: str | Path) -> Path:
     """A local folder holding the model at `uri`: the folder itself, or a cached copy of a remote one."""
     uri = str(uri)
@@ -51,10 +44,10 @@ def local_copy(uri: str | Path) -> Path:
         return Path(uri)
     import shutil
 
-    from compute.checkpoints import listing_fingerprint
+    from compute.listing import listing_fingerprint
     from compute.lake import filesystem
 
-    target = cache_root() / listing_fingerprint(uri)
+    target = models_cache() / listing_fingerprint(uri)
     if not (target / ".fetched").exists():
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)

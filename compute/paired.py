@@ -1,7 +1,7 @@
 """Teacher-forced paired pass: both models read the same prompt + response, and every response token
 gets the `compute.metrics` comparison of their next-token distributions at that position.
 
-Each model encodes each distinct prompt of a batch once (`sampling.StaticDecoder`: the samples of one problem
+Each model encodes each distinct prompt of a batch once (`decoders.StaticDecoder`: the samples of one problem
 share it) and then all the batch's responses in one pass over the prompts' keys and values; models that
 decoder cannot drive (sliding-window attention) read whole right-padded sequences instead. Memory: the
 backbones run once per batch ([rows, len, hidden]); the vocabulary projection and the metrics run over at most
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from compute.decoders import StaticDecoder, right_pad, static_decoding
 from compute.metrics import token_metrics
-from compute.sampling import StaticDecoder, right_pad, static_decoding
 
 log = logging.getLogger(__name__)
 

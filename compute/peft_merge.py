@@ -25,6 +25,9 @@ reproduce the adapted model's logits: a merge that dropped part of the adapter f
 yielding the base. Written into a staging folder and renamed: the result appears whole or not at all.
 `merged_adapter_copy` does that once per (base listing, adapter listing) into the model cache.
 Knows nothing about Dagster or the lake.
+
+Kept whole although over 250 lines: one layout, read top to bottom against PEFT's and TRL's own code
+(recognising the adapter, finding its base, merging it), each part used only by the next.
 """
 
 from __future__ import annotations
@@ -159,11 +162,11 @@ def merged_adapter_copy(base_dir: str | Path, adapter_dir: str | Path) -> Path:
     """The merged folder of `adapter_dir` on `base_dir` (local folders) in the model cache, keyed by both folders'
     listings (names, sizes, versions), as the other model caches are: merged once, found afterwards, and no
     byte of the base read to find it."""
-    from compute.checkpoints import listing_fingerprint
-    from compute.models import cache_root
+    from compute.listing import listing_fingerprint
+    from compute.paths import models_cache
 
     key = hashlib.sha256(f"{listing_fingerprint(str(base_dir))}\n{listing_fingerprint(str(adapter_dir))}".encode()).hexdigest()
-    target = cache_root() / f"peft-{key[:16]}"
+    target = models_cache() / f"peft-{key[:16]}"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         merge_adapter(base_dir, adapter_dir, target)
@@ -194,7 +197,7 @@ def _apply_adapter(model, info: AdapterInfo, base_dir: Path):
 
 
 def _has_tokenizer(folder: Path) -> bool:
-    from compute.checkpoints import TOKENIZER_FILES
+    from compute.listing import TOKENIZER_FILES
 
     return (folder / "tokenizer_config.json").exists() and any((folder / t).exists() for t in TOKENIZER_FILES)
 

@@ -128,7 +128,7 @@ class PromptSettings:
 
     def recorded(self) -> dict[str, str]:
         """The settings the sampling assets record as metadata: a partition that recorded other values is stale
-        (`orchestration.staleness.find_stale(configured=...)`)."""
+        (`orchestration.automation.staleness.find_stale(configured=...)`)."""
         return {"prompt_template": self.template.setting, "stop_strings": json.dumps(list(self.stop_strings))}
 
     def metadata(self, tokenizer) -> dict[str, str]:

@@ -15,18 +15,6 @@ from compute import figures, lake, lakesql
 
 TABLE, FILE = "reports", "report.html"
 
-SECTIONS = (  # (figure, what it answers), in the paper's order
-    (figures.js_percentile_curve, "How sparse is the shift? Most tokens barely move; a few move a lot."),
-    (figures.position_profile, "Where in the response do the large shifts sit?"),
-    (figures.entropy_js_grid, "Do large shifts happen where the base model was uncertain?"),
-    (figures.topk_reranking, "At high-JS tokens, does RL pick something base already ranked high?"),
-    (figures.cross_sampling_curve, "Which tokens matter: a few RL tokens recover RL's accuracy (forward), a few "
-                                   "base tokens bring it back down (reverse); a random control at the same budget."),
-    (figures.checkpoint_trend, "How accuracy and the JS percentiles grow across checkpoints."),
-    (figures.token_drilldown, "The highest-JS tokens in context, with both models' top-5 alternatives "
-                              "(hover a marked token)."),
-)
-
 STYLE = """
 body { font-family: sans-serif; max-width: 1200px; margin: 2em auto; color: #222; }
 section { border-top: 1px solid #ccc; padding: 1em 0; }
@@ -67,7 +55,7 @@ def render(lake_url: str, checkpoint: str) -> tuple[str, list[figures.Figure | s
     if checkpoint not in known:
         raise LookupError(f"checkpoint {checkpoint!r} is not in the lake at {lake.resolve_lake_url(lake_url)} "
                           f"(it has: {', '.join(known) or 'none'}); run its checkpoint_job first")
-    drawn = [(draw(make, lake_url, checkpoint), make.__name__, question) for make, question in SECTIONS]
+    drawn = [(draw(make, lake_url, checkpoint), make.__name__, question) for make, question in figures.FIGURES]
     body = "".join(_section(i, name, fig, q) for i, (fig, name, q) in enumerate(drawn, 1))
     html = (f"<!doctype html><html><head><meta charset='utf-8'><title>shiftlake: {escape(checkpoint)}</title>"
             f"<style>{STYLE}</style></head><body><h1>shiftlake report: {escape(checkpoint)}</h1>"

@@ -1,9 +1,11 @@
-"""What to study, read from the environment; every default points at the toy world.
+"""What to study and how: the one configuration, read from the environment once per run (`from_env`), and
+the parameters each stage takes derived from it. Knows nothing about Dagster or the toy world.
 
 LAKE_URL         base URL of the lake (default ./lake)
-BASE_MODEL       folder of the base model (default: the toy world's base)
-CHECKPOINTS_URL  folder holding the RL checkpoints (default: the toy world's checkpoints)
-PROBLEMS_URL     jsonl or parquet with prompt/answer (default: the toy world's evaluation split)
+BASE_MODEL       folder of the base model
+CHECKPOINTS_URL  folder holding the RL checkpoints
+PROBLEMS_URL     jsonl or parquet with prompt/answer
+                 (none of the three set: the application points them at the toy world, `orchestration.app.toy`)
 SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTLAKE_SAMPLES_PER_PROBLEM,
 SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
 SHIFTLAKE_PROMPT_TEMPLATE (raw | chat | a format string with {problem}), SHIFTLAKE_SYSTEM_PROMPT (chat only),
@@ -17,21 +19,23 @@ from __future__ import annotations
 
 import os
 from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from compute.lake import resolve_lake_url
-from compute.toyworld.world import world_dir
 
-
-def _toy(sub: str) -> str:
-    return str(world_dir() / sub)
+if TYPE_CHECKING:
+    from compute.cross_sampling import CrossGrid
+    from compute.paired import PairedParams
+    from compute.prompts import PromptSettings
+    from compute.sampling import SamplingParams
 
 
 @dataclass(frozen=True)
 class Settings:
     lake_url: str = field(default_factory=resolve_lake_url)
-    base_model: str = field(default_factory=lambda: _toy("base"))
-    checkpoints_url: str = field(default_factory=lambda: _toy("checkpoints"))
-    problems_url: str = field(default_factory=lambda: _toy("problems.jsonl"))
+    base_model: str = ""  # the three inputs: "" until set
+    checkpoints_url: str = ""
+    problems_url: str = ""
     verifier: str = "toy_addition"  # a name, or per dataset: "math500=math_verify,*=toy_addition"
     verify_timeout_s: float = 5.0
     verify_workers: int = 2
@@ -55,6 +59,43 @@ class Settings:
     cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
+
+    def required(self, name: str) -> str:
+        """The input `name` (base_model, checkpoints_url, problems_url); unset, one message naming its variable."""
+        if not (value := getattr(self, name)):
+            raise ValueError(f"{env_name(name)} is not set: point it at the study's {name.removesuffix('_url')} "
+                             "(README: Your own study), or run `shiftlake demo` for the toy world")
+        return value
+
+    def sampling(self) -> SamplingParams:
+        from compute.sampling import SamplingParams
+
+        return SamplingParams(self.temperature, self.top_p, self.max_new_tokens)
+
+    def prompts(self) -> PromptSettings:
+        """The prompt template and stop strings (`compute.prompts`); a bad setting fails here, with its variable."""
+        from compute.prompts import PromptSettings
+
+        return PromptSettings.parse(self.prompt_template, self.system_prompt, self.stop)
+
+    def paired(self) -> PairedParams:
+        from compute.paired import PairedParams
+
+        return PairedParams(self.batch_size, self.chunk_tokens)
+
+    def cross_grid(self) -> CrossGrid:
+        from compute.cross_sampling import CrossGrid, parse_eps
+
+        eps = tuple((name, parse_eps(getattr(self, f"cross_eps_{name}"), env_name(f"cross_eps_{name}")))
+                    for name in ("js", "delta_logp", "entropy"))
+        directions = tuple(d for d in self.cross_directions.replace(" ", "").split(",") if d)
+        on = tuple((n, e) for n, e in eps if e)
+        if not on:
+            raise ValueError("every cross-sampling eps grid is empty (SHIFTLAKE_CROSS_EPS_JS, _DELTA_LOGP, _ENTROPY): "
+                             "give at least one criterion its thresholds, e.g. SHIFTLAKE_CROSS_EPS_JS=0.01,0.1")
+        random_control = bool(self.cross_random_control) and "js" in dict(on)  # it matches the js runs' budgets
+        return CrossGrid(directions, on, random_control, self.cross_divergence_on)
+
 
 
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",

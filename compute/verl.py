@@ -24,6 +24,9 @@ a device mesh), loads the result strictly into the model that huggingface/config
 with save_pretrained, dtype as stored; `merged_copy` does that once per checkpoint into the model cache.
 The rank files are pickles (read with weights_only=False, as verl's own merger reads them): merge only
 checkpoints you trust. Local folders or fsspec URLs. Knows nothing about Dagster or the lake.
+
+Kept whole although over 250 lines: one trainer's layout, read top to bottom against verl's own code
+(recognising the folder, reading its shards, merging them), each part used only by the next.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from pathlib import Path
 import torch
 from fsspec.implementations.local import LocalFileSystem
 
-from compute.checkpoints import TOKENIZER_FILES
+from compute.listing import TOKENIZER_FILES
 from compute.lake import filesystem
 
 RANK_FILE = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt$")
@@ -329,13 +332,13 @@ def merge_verl_fsdp(actor_dir: str, out_dir: str | Path) -> Path:
 def merged_copy(actor_dir: str) -> Path:
     """The merged Hugging Face folder of a verl actor, in the model cache: merged once per content (the key is
     the actor folder's listing: names, sizes, versions), found there afterwards."""
-    from compute.checkpoints import listing_fingerprint
-    from compute.models import cache_root
+    from compute.listing import listing_fingerprint
+    from compute.paths import models_cache
 
     found = verl_actor_folder(str(actor_dir))
     if found is None:
         raise ValueError(f"{actor_dir} is not a verl checkpoint")
-    target = cache_root() / f"verl-{listing_fingerprint(found.actor)}"
+    target = models_cache() / f"verl-{listing_fingerprint(found.actor)}"
     if not target.exists():
         merge_verl_fsdp(found.actor, target)
     return target

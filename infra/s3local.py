@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from compute.workers import stop_group
+
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "s3"
 IDENTITIES = REPO / "infra" / "s3-identities.json"
@@ -199,21 +201,9 @@ def _wait_and_create_bucket(env: dict[str, str], process: subprocess.Popen, time
         except Exception as exc:  # not up yet
             last = exc
             time.sleep(0.5)
-    stop_process(process)
+    stop_group(process, timeout=30.0)  # SeaweedFS takes more than 7 s to stop
     raise TimeoutError(f"SeaweedFS S3 at {env['AWS_ENDPOINT_URL']} did not answer within {timeout:.0f} s "
                        f"({type(last).__name__}); see {state / 'weed.log'}")
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
-    """SIGTERM (SeaweedFS takes more than 7 s to stop), SIGKILL after `timeout`."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def stop(state: Path = STATE, timeout: float = 30.0) -> bool:

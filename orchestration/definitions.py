@@ -1,20 +1,25 @@
-"""The code location: `dagster dev -m orchestration.definitions` loads `defs`."""
+"""The code location: `dagster dev -m orchestration.definitions` loads `defs`. The top of the house: it
+imports every layer below and nothing imports it (the application loads it by name, as Dagster's tools do).
+The environment is read here once, for what must be fixed when the location loads: the lake, the sensor's
+interval, the schedule's cron. The study's settings are read again when each run starts."""
 
 import dagster as dg
 
-from assets import cross_sampling, inputs, report, rollouts, scores, summaries, token_shifts, trend
-from orchestration.jobs import base_job, checkpoint_job, report_job, trend_job
-from orchestration.resources import default_resources
-from orchestration.schedules import reanalysis_schedule
-from orchestration.sensors import checkpoint_sensor, trend_automation
+import assets
+from compute.settings import from_env
+from orchestration.automation.jobs import JOBS
+from orchestration.automation.schedules import reanalysis_schedule
+from orchestration.automation.sensors import checkpoint_sensor, trend_automation
+from orchestration.wiring.io_manager import LakeIOManager
+from orchestration.wiring.resources import StudyResource
 
-ASSET_MODULES = [inputs, rollouts, token_shifts, scores, summaries, cross_sampling, trend, report]
+settings = from_env()
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(ASSET_MODULES),
-    jobs=[base_job, checkpoint_job, trend_job, report_job],
-    sensors=[checkpoint_sensor, trend_automation],
-    schedules=[reanalysis_schedule],
-    resources=default_resources(),
+    assets=dg.load_assets_from_package_module(assets),
+    jobs=list(JOBS),
+    sensors=[checkpoint_sensor(settings.sensor_interval_s), trend_automation(settings.sensor_interval_s)],
+    schedules=[reanalysis_schedule(settings.reanalysis_cron)],
+    resources={"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource()},
     executor=dg.in_process_executor,
 )

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from compute.settings import Settings
+from compute.workers import stop_group
 from compute.toyworld.world import SMALL, build_world
 
 torch.set_num_threads(2)
@@ -54,30 +55,45 @@ def study_settings(world: Path, lake: Path | str, **overrides) -> Settings:
            "cross_eps_js": "-inf,0.01,0.1,inf", **overrides})
 
 
-CHECKPOINT_ASSETS = ["checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples", "cross_scores",
-                     "cross_summaries"]
+def _assets():
+    import assets
+
+    return dg.load_assets_from_package_module(assets)
+
+
+def _job_assets(name: str) -> list[str]:
+    """The assets of one of the code location's jobs, from the job's own selection."""
+    from orchestration.automation.jobs import JOBS, assets_of
+    from orchestration.wiring.io_manager import LakeIOManager
+    from orchestration.wiring.resources import StudyResource
+
+    job = next(j for j in JOBS if j.name == name)
+    resources = {"study": StudyResource(), "io_manager": LakeIOManager(lake_url="unused")}
+    return assets_of(job, dg.Definitions(assets=_assets(), jobs=[job], resources=resources).get_repository_def())
+
+
+BASE_ASSETS, CHECKPOINT_ASSETS = _job_assets("base_job"), _job_assets("checkpoint_job")
 
 
 def materialise(settings: Settings, instance: dg.DagsterInstance, selection: list[str],
                 partition_key: str | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """One `dagster.materialize` run of `selection` from the code location's asset modules, into `settings`'
     lake. The assets are loaded afresh: the code location's own objects hold state bound to its instance."""
-    from orchestration.definitions import ASSET_MODULES
-    from orchestration.io_manager import LakeIOManager
-    from orchestration.resources import StudyResource
+    from orchestration.wiring.io_manager import LakeIOManager
+    from orchestration.wiring.resources import StudyResource
 
     resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
-    return dg.materialize(dg.load_assets_from_modules(ASSET_MODULES), instance=instance, resources=resources,
+    return dg.materialize(_assets(), instance=instance, resources=resources,
                           selection=selection,
                           partition_key=partition_key, raise_on_error=raise_on_error)
 
 
 def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[str]:
     """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
-    from orchestration.demo import register_checkpoints
+    from orchestration.app.demo import register_checkpoints
 
     keys = register_checkpoints(instance, settings.checkpoints_url)
-    base = materialise(settings, instance, ["problems", "base_model", "base_rollouts", "base_scores"])
+    base = materialise(settings, instance, BASE_ASSETS)
     assert base.success
     evaluations = base.get_asset_check_evaluations()
     assert len(evaluations) == 6 and all(e.passed for e in evaluations)  # the data-quality checks ran and passed
@@ -107,7 +123,7 @@ def s3_server(tmp_path_factory):
         try:
             yield server
         finally:
-            s3local.stop_process(server.process)
+            stop_group(server.process, timeout=30.0)
 
 
 @pytest.fixture(scope="session", params=["local", "s3"])

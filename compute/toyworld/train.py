@@ -15,7 +15,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging as hf_logging
 
-from compute.sampling import SamplingParams, right_pad, sample
+from compute.decoders import right_pad
+from compute.sampling import SamplingParams, sample
 from compute.toyworld.task import Noise, prompt_for, random_operands, sft_response
 from compute.toyworld.tokenizer import EOS, PAD, VOCAB
 

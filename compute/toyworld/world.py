@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from compute.paths import state_dir
 from compute.toyworld.task import Noise, eval_problems
 from compute.toyworld.tokenizer import build_tokenizer
 from compute.toyworld.train import grpo, new_model, sft
 from compute.verifiers import toy_reward
 
 BUILDER_VERSION = "2"  # bump when training code changes what a config produces
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def named_config(name: str | None = None) -> WorldConfig:
 
 
 def default_root() -> Path:
-    return Path(os.environ.get("SHIFTLAKE_CACHE", REPO_ROOT / ".shiftlake")) / "toyworld"
+    return state_dir() / "toyworld"
 
 
 def world_dir(config: WorldConfig | None = None, root: Path | None = None) -> Path:

@@ -10,7 +10,7 @@ import pytest
 from assets import checks
 from compute import lake as lakeio
 from compute.quality import CHECKED, check_lake
-from orchestration.cli import main
+from orchestration.app.cli import main
 
 
 def test_every_check_passes_on_the_lake(lake, capsys):

@@ -11,7 +11,7 @@ from tests.conftest import materialise, study_settings
 def test_a_trl_lora_run_is_analysed(small_world, trainer_roots, tmp_path):
     settings = study_settings(small_world, tmp_path / "lake", checkpoints_url=str(trainer_roots["trl_lora"]))
     with dg.DagsterInstance.ephemeral() as instance:
-        from orchestration.demo import register_checkpoints
+        from orchestration.app.demo import register_checkpoints
 
         keys = register_checkpoints(instance, settings.checkpoints_url)
         assert keys == ["rl-step-000001", "rl-step-000002"]

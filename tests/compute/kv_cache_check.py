@@ -1,6 +1,6 @@
 """The KV-cache decoder against a re-encoding reference, runnable with torch and transformers alone.
 
-`python tests/compute/kv_cache_check.py` exits 0 when `sampling.Decoder` drives the installed transformers
+`python tests/compute/kv_cache_check.py` exits 0 when `decoders.Decoder` drives the installed transformers
 correctly (sampling and lockstep cross-sampling give the tokens of re-encoding the prefix every step, for a
 Llama and a Qwen2 model), 1 otherwise. The floor test runs it in a venv holding the lowest transformers
 that pyproject.toml accepts: a release that ignores the cache keyword must fail here, not sample silently.
@@ -19,8 +19,9 @@ import transformers  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 from compute.cross_sampling import SwitchRule, cross_sample  # noqa: E402
-from compute.reference import ReencodingDecoder  # noqa: E402
-from compute.sampling import KVCacheError, SamplingParams, sample  # noqa: E402
+from compute.decoders import KVCacheError  # noqa: E402
+from compute.reencoding import ReencodingDecoder  # noqa: E402
+from compute.sampling import SamplingParams, sample  # noqa: E402
 
 VOCAB, EOS, PAD = 29, 3, 0
 

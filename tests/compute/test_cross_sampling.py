@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compute.cross_sampling import CRITERIA, SwitchRule, SwitchRules, cross_sample
-from compute.reference import ReencodingDecoder
+from compute.reencoding import ReencodingDecoder
 from compute.sampling import SamplingParams, sample
 from tests.compute.test_paired import VOCAB, tiny_model
 

@@ -12,7 +12,7 @@ from compute import lake as lakeio
 
 
 @pytest.mark.parametrize("lake", ["local"], indirect=True)
-@pytest.mark.parametrize("draw", figures.FIGURES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("draw", [make for make, _ in figures.FIGURES], ids=lambda f: f.__name__)
 def test_figure_is_a_labelled_png_of_its_query(lake, draw, tmp_path):
     url, keys = lake
     checkpoint = keys[-1]
@@ -49,12 +49,3 @@ def test_drilldown_marks_the_20_highest_js_tokens_with_both_top5s(lake, small_wo
                                  for i, lp in zip(best["top5_ids_rl"], best["top5_logp_rl"]))
         assert alternatives in fig.markdown and html.escape(alternatives) in fig.html
     assert fig.html.count("<mark") == sum(min(r.height, figures.DRILLDOWN_TOP) for r in responses)
-
-
-@pytest.mark.parametrize("lake", ["local"], indirect=True)
-def test_trend_figure_can_plot_a_frame_not_yet_in_the_lake(lake):
-    url, _ = lake
-    trend = lakeio.read_partition(url, "trend", "").drop("code_version")
-    fewer = trend.head(1)
-    fig = figures.checkpoint_trend(url, trend=fewer)
-    assert fig.data.height == 1 and fig.data["checkpoint"].to_list() == fewer["checkpoint"].to_list()

@@ -12,7 +12,7 @@ from compute.models import LoadedModel
 from compute.prompts import PromptSettings, PromptTemplate, parse_stop_strings
 from compute.sampling import SamplingParams, sample
 from compute.settings import from_env
-from compute.study import rollout_seed, rollouts
+from compute.tables import rollout_seed, rollouts
 from compute.toyworld.tokenizer import build_tokenizer
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]

@@ -8,10 +8,10 @@ import shutil
 import pytest
 
 from compute import lake as lakeio
-from compute import report
-from orchestration.cli import main
+from compute import figures, report
+from orchestration.app.cli import main
 
-SECTIONS = [make.__name__ for make, _ in report.SECTIONS]
+SECTIONS = [make.__name__ for make, _ in figures.FIGURES]
 
 
 def _sections(html: str) -> dict[str, str]:

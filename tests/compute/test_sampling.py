@@ -105,7 +105,7 @@ class _MasksThePrefix(torch.nn.Module):
 def test_a_model_that_breaks_cached_decoding_fails_at_the_first_step(broken, match, dtype):
     """Sampling from such a model must raise at once rather than write wrong rollouts, in half precision too
     (where the guard reads the mean log-prob gap over the vocabulary)."""
-    from compute.sampling import KVCacheError
+    from compute.decoders import KVCacheError
 
     with pytest.raises(KVCacheError, match=match):
         sample(broken(tiny_model(9).to(dtype)), [[5, 6, 7], [8, 9]], [1, 2], SamplingParams(max_new_tokens=4), EOS, PAD)
@@ -142,7 +142,7 @@ def test_grouped_decode_attention_equals_stock_sdpa(heads, groups):
     stock sdpa path's output (which repeats the keys and values), masked positions included."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from compute.sampling import grouped_decode_attention
+    from compute.decoders import grouped_decode_attention
 
     g = torch.Generator().manual_seed(0)
     q = torch.randn(3, heads, 1, 8, generator=g)
@@ -159,7 +159,7 @@ def test_grouped_decode_attention_equals_stock_sdpa(heads, groups):
 def test_static_and_dynamic_cache_decoding_give_the_same_tokens():
     """The preallocated decoder (one prefill per distinct prompt, rows dropped as they end) and the growing-cache
     decoder sample the same tokens in float32."""
-    from compute.sampling import Decoder
+    from compute.decoders import Decoder
 
     model = tiny_model(5)
     prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [13, 14, 15], [9, 10]] * 3

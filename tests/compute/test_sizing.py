@@ -61,7 +61,7 @@ def test_only_the_files_from_pretrained_loads_are_counted(tmp_path):
 def test_dynamic_rope_scaling_keeps_decoding_out_of_cuda_graphs():
     from transformers import LlamaConfig
 
-    from compute.sampling import _dynamic_rope
+    from compute.decoders import _dynamic_rope
 
     assert _dynamic_rope(LlamaConfig(rope_scaling={"rope_type": "dynamic", "factor": 2.0}))
     assert not _dynamic_rope(LlamaConfig())

@@ -13,7 +13,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerFast, StopStringCr
 
 from compute.cross_sampling import SwitchRule, cross_sample
 from compute.prompts import Ends, Stops, stop_ids
-from compute.reference import ReencodingDecoder
+from compute.reencoding import ReencodingDecoder
 from compute.sampling import SamplingParams, sample
 from tests.compute.test_paired import tiny_model
 from tests.compute.test_prompts import chat_tokenizer, tiny_lm

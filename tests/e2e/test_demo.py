@@ -11,14 +11,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from compute.toyworld.world import REPO_ROOT
-from orchestration import live
+from compute.paths import REPO_ROOT
+from compute.figures import FIGURES
+from compute.workers import stop_group
+from orchestration.app import live
 from tests.e2e import browser
 
 KEYS = ("rl-step-000002", "rl-step-000004")
 SCREENSHOTS = Path(os.environ.get("SHIFTLAKE_SCREENSHOTS") or REPO_ROOT / ".shiftlake" / "screenshots")
-CHECKPOINT_FIGURES = ["js_percentile_curve", "position_profile", "entropy_js_grid", "topk_reranking",
-                      "cross_sampling_curve", "token_drilldown"]
+FIGURE_NAMES = [make.__name__ for make, _ in FIGURES]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def demo(small_world, world_root, tmp_path_factory):
            "SHIFTLAKE_SAMPLES_PER_PROBLEM": "2"}
     for var in ("BASE_MODEL", "CHECKPOINTS_URL", "PROBLEMS_URL"):
         env.pop(var, None)
-    out = subprocess.run([sys.executable, "-m", "orchestration.cli", "demo"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo"], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return root, env, out.stdout
@@ -54,12 +55,11 @@ def test_demo_runs_every_asset_and_prints_the_summary(demo):
                 records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
                 assert sorted(r.partition_key for r in records) == list(KEYS), asset
             assert len(instance.fetch_materializations(dg.AssetKey("base_rollouts"), limit=10).records) == 1
-            for asset, figures in (("summaries", CHECKPOINT_FIGURES), ("trend", ["checkpoint_trend"]),
-                                   ("report", CHECKPOINT_FIGURES + ["checkpoint_trend"])):
+            # figures are drawn once, by the report: all seven on its page, none on the tables' own
+            for asset in ("summaries", "trend", "report"):
                 record = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0]
-                metadata = record.asset_materialization.metadata
-                assert {f"figure: {f}" for f in figures} <= set(metadata), asset
-                assert "figures missing" not in metadata, asset
+                drawn = {k for k in record.asset_materialization.metadata if k.startswith("figure")}
+                assert drawn == ({f"figure: {f}" for f in FIGURE_NAMES} if asset == "report" else set()), asset
     finally:
         if saved is None:
             os.environ.pop("DAGSTER_HOME")
@@ -93,23 +93,20 @@ def _figures_on_asset_page(page, url: str, names: list[str], screenshot: Path) -
         dialog.wait_for(state="hidden")
 
 
-def test_the_ui_shows_the_figures_on_the_summaries_and_trend_pages(demo):
+def test_the_ui_shows_the_figures_on_the_report_page(demo):
     root, env, _ = demo
     port = _free_port()
     server = live.start_webserver(env, port, log_file=root / "webserver.log")
     try:
         with browser.page() as page:
             base = f"http://127.0.0.1:{port}"
-            shot = SCREENSHOTS / "summaries-asset-page.png"
-            _figures_on_asset_page(page, f"{base}/assets/summaries", CHECKPOINT_FIGURES, shot)
+            shot = SCREENSHOTS / "report-asset-page.png"
+            _figures_on_asset_page(page, f"{base}/assets/report", FIGURE_NAMES, shot)
             assert page.get_by_text(KEYS[-1]).first.is_visible()  # the latest materialisation's partition
-            _figures_on_asset_page(page, f"{base}/assets/trend", ["checkpoint_trend"], SCREENSHOTS / "trend-asset-page.png")
-            _figures_on_asset_page(page, f"{base}/assets/report", CHECKPOINT_FIGURES + ["checkpoint_trend"],
-                                   SCREENSHOTS / "report-asset-page.png")
     finally:
-        live.stop(server)
+        stop_group(server)
     assert shot.stat().st_size > 20_000
-    print(f"screenshot of the summaries asset page: {shot}")
+    print(f"screenshot of the report asset page: {shot}")
 
 
 def test_the_html_report_renders_its_seven_sections(demo):

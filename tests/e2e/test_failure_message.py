@@ -11,7 +11,7 @@ def test_a_wrong_base_model_is_one_message_naming_the_fix_and_the_log(small_worl
     env = {**os.environ, "BASE_MODEL": str(tmp_path / "no-such-model"), "CHECKPOINTS_URL": str(small_world / "checkpoints"),
            "PROBLEMS_URL": str(small_world / "problems.jsonl"), "LAKE_URL": str(tmp_path / "lake"),
            "DAGSTER_HOME": str(tmp_path / "dagster")}
-    out = subprocess.run([sys.executable, "-m", "orchestration.cli", "demo"], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo"], env=env, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()

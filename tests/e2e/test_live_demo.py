@@ -16,7 +16,7 @@ def test_live_demo_analyses_checkpoints_as_training_writes_them(small_world, wor
            "SHIFTLAKE_SENSOR_INTERVAL_S": "2", "SHIFTLAKE_CROSS_EPS_JS": "0.01,0.1"}
     for var in ("BASE_MODEL", "CHECKPOINTS_URL", "PROBLEMS_URL", "LAKE_URL", "DAGSTER_HOME"):
         env.pop(var, None)
-    out = subprocess.run([sys.executable, "-m", "orchestration.cli", "demo", "--live", "--no-ui"], env=env,
+    out = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo", "--live", "--no-ui"], env=env,
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     for key in ("rl-step-000002", "rl-step-000004"):

@@ -11,7 +11,9 @@ import time
 import dagster as dg
 import pytest
 
-from orchestration.live import materialisation_counts, materialised_at, start_daemon, stop, wait_for
+from compute.workers import stop_group as stop
+from orchestration.app.live import start_daemon, wait_for
+from orchestration.automation.instance import materialisation_counts, materialised_at
 from tests.conftest import CHECKPOINT_ASSETS
 
 BASE_ASSETS = ["problems", "base_model", "base_rollouts", "base_scores"]
@@ -27,7 +29,7 @@ def test_daemon_analyses_a_new_checkpoint_and_nothing_else(small_world, tmp_path
            "PROBLEMS_URL": str(small_world / "problems.jsonl"), "SHIFTLAKE_SAMPLES_PER_PROBLEM": "2",
            "SHIFTLAKE_SENSOR_INTERVAL_S": "2", "SHIFTLAKE_CROSS_EPS_JS": "0.01,0.1"}
     # checkpoint-2 analysed before the daemon starts, by the demo on the same instance
-    done = subprocess.run([sys.executable, "-m", "orchestration.cli", "demo"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo"], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])

@@ -9,7 +9,7 @@ import torch
 
 from compute.cross_sampling import SwitchRule, cross_sample
 from compute.paired import PairedParams, paired_metrics
-from compute.reference import ReencodingDecoder
+from compute.reencoding import ReencodingDecoder
 from compute.sampling import SamplingParams, sample
 from tests.compute.test_paired import VOCAB, tiny_model
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from compute import lake
-from orchestration.cli import main
+from orchestration.app.cli import main
 from tests.compute.test_lake import without_credentials
 
 COMMANDS = [["sql", "SELECT * FROM checkpoints"], ["report", "--checkpoint", "K"], ["check"]]
@@ -47,7 +47,7 @@ def test_no_credentials_is_one_line_naming_the_lake_and_the_variables(tmp_path, 
 def test_the_installed_command_prints_no_traceback(tmp_path, monkeypatch):
     without_credentials(monkeypatch, tmp_path)
     env = {**os.environ, "LAKE_URL": "s3://shiftlake/nocreds"}
-    run = subprocess.run([sys.executable, "-m", "orchestration.cli", "report", "--checkpoint", "K"], env=env,
+    run = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "report", "--checkpoint", "K"], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith("shiftlake report: no credentials for the lake s3://shiftlake/nocreds")

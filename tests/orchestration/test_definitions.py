@@ -27,12 +27,13 @@ def test_definitions_load_with_every_asset_and_job():
     assert specs["rollouts"].partitions_def.name == "checkpoints"
 
 
-def test_run_config_overrides_any_subset_of_the_study(small_world, world_root, tmp_path, monkeypatch):
+def test_run_config_overrides_any_subset_of_the_study(small_world, tmp_path, monkeypatch):
     """Fields left out of run config come from the environment at run time; given ones win."""
     import polars as pl
 
-    monkeypatch.setenv("SHIFTLAKE_CACHE", str(world_root.parent))
-    monkeypatch.setenv("SHIFTLAKE_TOY_WORLD", "small")
+    monkeypatch.setenv("BASE_MODEL", str(small_world / "base"))
+    monkeypatch.setenv("CHECKPOINTS_URL", str(small_world / "checkpoints"))
+    monkeypatch.setenv("PROBLEMS_URL", str(small_world / "problems.jsonl"))
     monkeypatch.setenv("SHIFTLAKE_MAX_NEW_TOKENS", "7")
     run_config = {
         "resources": {"study": {"config": {"samples_per_problem": 1, "temperature": 0.5}},

@@ -8,9 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.partitions import checkpoints_partitions
-from orchestration.resources import StudyResource
-from orchestration.sensors import Candidate, checkpoint_sensor, plan_tick
+from orchestration.wiring.partitions import checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
+from orchestration.automation.sensors import Candidate, checkpoint_sensor, plan_tick
+
+SENSOR = checkpoint_sensor(interval_s=30)
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def _tick(instance, watched: Path, world: Path, cursor: str | None):
     # as a context manager: it closes what it opened (left open, Dagster's current-instance state outlives
     # the instance and breaks later runs in the same process)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"study": study}) as context:
-        return checkpoint_sensor(context)
+        return SENSOR(context)
 
 
 def _apply(instance, result) -> None:
@@ -116,7 +118,8 @@ def test_a_failed_partition_is_retried_when_its_cause_may_have_changed_else_with
     """A run that failed (a wrong BASE_MODEL, say) used to leave its partition unanalysed for ever: the
     cursor remembered it as requested. Now it is retried at once when the settings, code versions or files
     change, else after a backoff; and while it waits it is reported as failed."""
-    from orchestration.sensors import LastRun, retry_after_s
+    from orchestration.automation.instance import LastRun
+    from orchestration.automation.sensors import retry_after_s
 
     c = Candidate("rl-step-000010", "aa", None, marker=True)
     first = plan_tick([c], {}, set(), set(), {}, cause="s1", now=1000.0)
@@ -145,14 +148,14 @@ def test_the_sensor_retries_a_partition_whose_run_failed_once_the_setting_is_fix
     """End to end with a real failed `checkpoint_job` run in the instance: the wrong BASE_MODEL is fixed,
     and the next tick requests the partition again instead of saying there is nothing new."""
     from orchestration.definitions import defs
-    from orchestration.resources import StudyResource
+    from orchestration.wiring.resources import StudyResource
 
     (watched / "checkpoint-2" / "COMPLETE").touch()
     wrong = StudyResource(checkpoints_url=str(watched), base_model=str(tmp_path / "no-such-base"))
     with dg.DagsterInstance.ephemeral() as instance:
         with dg.build_sensor_context(instance=instance, resources={"study": wrong},
                                      repository_def=defs.get_repository_def()) as context:
-            first = checkpoint_sensor(context)
+            first = SENSOR(context)
         _apply(instance, first)
         request = next(r for r in first.run_requests if r.partition_key)
         job = defs.resolve_job_def("checkpoint_job")
@@ -162,22 +165,23 @@ def test_the_sensor_retries_a_partition_whose_run_failed_once_the_setting_is_fix
         assert not result.success
         with dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"study": wrong},
                                      repository_def=defs.get_repository_def()) as context:
-            again = checkpoint_sensor(context)
+            again = SENSOR(context)
         assert again.run_requests == [] and "failed, awaiting retry: rl-step-000002" in again.skip_reason.skip_message
         # `shiftlake status` tells the same: failed, with the step and the first line of its error; a half-written
         # checkpoint beside it waits, saying why
         from compute.settings import Settings
-        from orchestration.status import checkpoint_status
+        from orchestration.app.status import checkpoint_status
+        from orchestration.automation.staleness import asset_specs
 
         shutil.copytree(small_world / "checkpoints" / "checkpoint-4", watched / "checkpoint-4")
         (watched / "checkpoint-4" / "tokenizer.json").unlink()
         status = {s.key: s for s in checkpoint_status(instance, Settings(checkpoints_url=str(watched)),
-                                                     list(defs.resolve_all_asset_specs()))}
+                                                     asset_specs(defs.get_repository_def()))}
         assert status["rl-step-000002"].state == "failed"
         assert status["rl-step-000002"].detail.startswith("checkpoints: FileNotFoundError")
         assert (status["rl-step-000004"].state, status["rl-step-000004"].detail) == ("waiting", "tokenizer files missing")
         fixed = StudyResource(checkpoints_url=str(watched), base_model=str(small_world / "base"))
         with dg.build_sensor_context(instance=instance, cursor=again.cursor, resources={"study": fixed},
                                      repository_def=defs.get_repository_def()) as context:
-            retried = checkpoint_sensor(context)
+            retried = SENSOR(context)
         assert [r.run_key for r in retried.run_requests if r.partition_key] == [f"{request.run_key}#2"]

@@ -3,13 +3,12 @@
 import pytest
 
 from compute.settings import from_env
-from orchestration.resources import StudyResource
 
 
 def _grid(environ: dict, monkeypatch):
     for k, v in environ.items():
         monkeypatch.setenv(k, v)
-    return StudyResource().cross_grid()
+    return from_env().cross_grid()
 
 
 def test_an_empty_eps_variable_turns_its_criterion_off(monkeypatch):

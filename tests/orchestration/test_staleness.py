@@ -10,12 +10,13 @@ import pytest
 
 from compute import lake as lakeio
 from orchestration.definitions import defs
-from orchestration.resources import StudyResource
-from orchestration.schedules import reanalysis_schedule
-from orchestration.staleness import find_stale
+from orchestration.wiring.resources import StudyResource
+from orchestration.automation.schedules import reanalysis_schedule
+from orchestration.automation.staleness import asset_specs, find_stale
 from tests.conftest import CHECKPOINT_ASSETS, materialise, materialise_all, study_settings
 
 JOB_ASSETS = set(CHECKPOINT_ASSETS)
+SCHEDULE = reanalysis_schedule("0 3 * * *")
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def analysed(small_world, tmp_path):
 
 
 def _specs():
-    return list(defs.resolve_all_asset_specs())
+    return asset_specs(defs.get_repository_def())
 
 
 def test_nothing_is_stale_after_a_full_analysis(analysed):
@@ -50,9 +51,10 @@ def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns
     assert stale.reasons[("checkpoints", "rl-step-000004")] == ["model files changed"]
 
     study = StudyResource.from_settings(settings)
-    with dg.build_schedule_context(instance=instance, resources={"study": study}, scheduled_execution_time=dt.datetime(
+    with dg.build_schedule_context(instance=instance, resources={"study": study}, repository_def=defs.get_repository_def(),
+                                 scheduled_execution_time=dt.datetime(
             2026, 11, 27, 3, tzinfo=dt.timezone.utc)) as context:
-        runs = reanalysis_schedule(context)
+        runs = SCHEDULE(context)
     assert [r.partition_key for r in runs] == ["rl-step-000004"]
     assert {k.to_user_string() for k in runs[0].asset_selection} == JOB_ASSETS
     before = lakeio.read_partition(settings.lake_url, "rollouts", "checkpoint=rl-step-000002")

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from orchestration.cli import STUDY_OPTIONS, main
+from orchestration.app.cli import STUDY_OPTIONS, main
 
 FIXTURES = "tests/fixtures/problems"
 
@@ -71,7 +71,7 @@ def test_a_study_reruns_checkpoints_rotated_away_that_the_lake_holds(tmp_path):
     import polars as pl
 
     from compute import lake
-    from orchestration.demo import rotated_away
+    from orchestration.app.demo import rotated_away
 
     url = str(tmp_path / "lake")
     lake.write_partition(url, "checkpoints", "checkpoint=rl-step-000001", pl.DataFrame({"checkpoint": ["rl-step-000001"]}))

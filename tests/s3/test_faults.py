@@ -14,6 +14,7 @@ import pytest
 
 from compute import lake as lakeio
 from compute import lakesql
+from compute.workers import stop_group
 from infra import s3local
 from tests.conftest import CHECKPOINT_ASSETS, materialise, study_settings
 
@@ -149,4 +150,4 @@ def test_server_down_mid_run_fails_clearly_and_a_rerun_matches_an_uninterrupted_
                           "cross_samples", "cross_scores", "cross_summaries", "trend"):
                 assert _table(url, table).equals(_table(reference_url, table)), table
     finally:
-        s3local.stop_process(server.process)
+        stop_group(server.process, timeout=30.0)

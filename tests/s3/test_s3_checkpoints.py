@@ -8,9 +8,10 @@ import dagster as dg
 import pytest
 
 from compute import lake as lakeio
-from compute.checkpoints import discover_checkpoints, incomplete_reason, listing_fingerprint
+from compute.checkpoints import discover_checkpoints, incomplete_reason
+from compute.listing import listing_fingerprint
 from compute.models import content_hash, load_model
-from orchestration.sensors import scan
+from orchestration.automation.sensors import scan
 from tests.conftest import materialise_all, study_settings
 
 

@@ -8,6 +8,7 @@ from itertools import islice
 
 import pytest
 
+from compute.workers import stop_group
 from infra import s3local
 
 
@@ -93,7 +94,7 @@ def test_start_skips_a_first_candidate_port_that_is_taken(tmp_path, monkeypatch)
         assert busy.getsockname()[1] not in [int(a.split("=")[1]) for a in server.process.args if "port" in a]
         _answers(server)
     finally:
-        s3local.stop_process(server.process, timeout=1)  # a throwaway server: no need for a clean stop
+        stop_group(server.process, timeout=1)  # a throwaway server: no need for a clean stop
         busy.close()
 
 
@@ -114,5 +115,5 @@ def test_start_retries_on_a_fresh_set_when_a_port_is_taken_before_weed_listens(t
         assert f"-master.port={stolen[0].getsockname()[1]}" not in server.process.args
         _answers(server)
     finally:
-        s3local.stop_process(server.process, timeout=1)  # a throwaway server: no need for a clean stop
+        stop_group(server.process, timeout=1)  # a throwaway server: no need for a clean stop
         stolen[0].close()

@@ -9,7 +9,7 @@ import pytest
 
 from compute import lake as lakeio
 from compute import lakesql
-from orchestration.cli import main
+from orchestration.app.cli import main
 
 
 def test_every_view_reads_its_table(lake):

@@ -1,7 +1,7 @@
 """Where each checkpoint stands, and why: analysed, stale, failed, running, waiting, pending or gone.
 
 Read from what is on disk (`compute.checkpoints`), the Dagster instance (partitions, runs, materialisations)
-and staleness (`orchestration.staleness`). `shiftlake status` prints it; the sensor logs the same reasons
+and staleness (`orchestration.automation.staleness`). `shiftlake status` prints it; the sensor logs the same reasons
 tick by tick.
 """
 
@@ -13,9 +13,8 @@ import dagster as dg
 
 from compute.checkpoints import discover_checkpoints, not_ready
 from compute.settings import Settings
-from orchestration.partitions import checkpoints_partitions
-from orchestration.sensors import analysed as analysed_partitions, last_runs
-from orchestration.staleness import find_stale
+from orchestration.automation import instance as held
+from orchestration.automation.staleness import find_stale
 
 STATES = ("analysed", "stale", "failed", "running", "waiting", "pending", "gone")
 
@@ -30,12 +29,11 @@ class CheckpointStatus:
 def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: list[dg.AssetSpec],
                       configured: dict[str, str] | None = None) -> list[CheckpointStatus]:
     """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order
-    (`configured`: the settings recorded as metadata, as `orchestration.staleness.find_stale` takes them)."""
+    (`configured`: the settings recorded as metadata, as `staleness.find_stale` takes them)."""
     found = {c.key: c for c in discover_checkpoints(settings.checkpoints_url)}
-    registered = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
-    keys = sorted(set(found) | registered)
-    analysed = analysed_partitions(instance, keys)
-    runs = last_runs(instance, keys)
+    keys = sorted(set(found) | set(held.partitions(instance)))
+    analysed = held.analysed(instance, keys)
+    runs = held.last_runs(instance, keys)
     stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url,
                        configured).partitions() if analysed else {}
     out = []

@@ -21,8 +21,8 @@ class Plan:
     ready: list[str] = field(default_factory=list)  # checkpoint keys that can be analysed now
 
 
-def study_plan(settings: Settings, study) -> Plan:
-    """`study`: the `StudyResource` the runs will use (its prompts, stops, sampling and cross grid)."""
+def study_plan(settings: Settings) -> Plan:
+    """`settings`: what the runs will read (inputs, prompts, stops, sampling, cross grid, lake)."""
     from transformers import AutoTokenizer
 
     from compute.lake import LakeUnavailable, filesystem, with_retries
@@ -72,7 +72,7 @@ def study_plan(settings: Settings, study) -> Plan:
         plan.errors.append(str(e))
 
     try:
-        prompting = study.prompts()
+        prompting = settings.prompts()
         plan.lines.append(f"template     {prompting.template.setting}" +
                           (f"; stop strings {list(prompting.stop_strings)}" if prompting.stop_strings else ""))
         if base_tok is not None and problems is not None and problems.height:
@@ -93,7 +93,7 @@ def study_plan(settings: Settings, study) -> Plan:
                 plan.errors.append(f"verifier for {dataset}: {e}")
 
     try:
-        grid = study.cross_grid()
+        grid = settings.cross_grid()
         plan.lines.append(f"sampling     {settings.samples_per_problem} per problem, temperature {settings.temperature}, "
                           f"top_p {settings.top_p}, up to {settings.max_new_tokens} new tokens; cross-sampling "
                           f"{len(grid.rules())} rules" + (" + random controls" if grid.random_control else ""))

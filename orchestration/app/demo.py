@@ -1,5 +1,6 @@
-"""The demo: build the toy world if needed, register its checkpoints as partitions, run `base_job` once
-and `checkpoint_job` for every checkpoint on the persistent Dagster instance, then summarise."""
+"""The demo and `shiftlake study`: build the toy world if it is the input, register the checkpoints as
+partitions, run `base_job` once and `checkpoint_job` for every checkpoint on the persistent Dagster instance
+(the code location loaded by name), then summarise; a failed run is one message, its stacks in a file."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ import dagster as dg
 
 from compute import lakesql
 from compute.checkpoints import discover_checkpoints, not_ready
+from compute.lake import list_partitions
+from compute.paths import REPO_ROOT
+from compute.report import report_path
 from compute.settings import from_env
-from compute.toyworld.world import REPO_ROOT, build_world
+from orchestration.app import location, toy
+from orchestration.automation import instance as held
 
 
 def ensure_dagster_home() -> Path:
@@ -27,25 +32,16 @@ def ensure_dagster_home() -> Path:
 def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> list[str]:
     """Add every checkpoint found under `checkpoints_url` that can be analysed now as a `checkpoints` partition;
     return their keys."""
-    from orchestration.partitions import checkpoints_partitions
-
     keys = [c.key for c in discover_checkpoints(checkpoints_url) if not_ready(c) is None]
-    known = set(instance.get_dynamic_partitions(checkpoints_partitions.name))
-    new = [k for k in keys if k not in known]
-    if new:
-        instance.add_dynamic_partitions(checkpoints_partitions.name, new)
+    held.add_partitions(instance, keys)
     return keys
 
 
 def rotated_away(instance: dg.DagsterInstance, lake_url: str, present: list[str]) -> list[str]:
     """Registered checkpoints whose folders are gone but whose rows (and so models in the store) are in the
     lake: they are analysed again from the model store, so that every result printed is current."""
-    from compute.lake import list_partitions
-    from orchestration.partitions import checkpoints_partitions
-
     in_lake = set(list_partitions(lake_url, "checkpoints"))
-    return [k for k in instance.get_dynamic_partitions(checkpoints_partitions.name)
-            if k not in present and f"checkpoint={k}" in in_lake]
+    return [k for k in held.partitions(instance) if k not in present and f"checkpoint={k}" in in_lake]
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures: one message, by StudyFailed
@@ -103,12 +99,11 @@ def run_demo(log=print) -> dict[str, float]:
     """Run the whole study on the configured models (the toy world by default); returns seconds per stage."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if "BASE_MODEL" not in os.environ:
-        build_world(log=log)
+    if toy.toy_inputs(build=True, log=log):
         timings["toy world"] = time.perf_counter() - t0
     settings = from_env()
     home = ensure_dagster_home()
-    from orchestration.definitions import defs  # resources are read from the environment at import
+    defs = location.load()  # after the environment is complete: the location reads it when it loads
 
     with dg.DagsterInstance.get() as instance:
         keys = register_checkpoints(instance, settings.checkpoints_url)
@@ -137,73 +132,7 @@ def run_demo(log=print) -> dict[str, float]:
               'shiftlake sql cross_sampling_curve',
               'shiftlake sql checkpoint_trend'):
         log(f"  {q}")
-    from compute.report import report_path
-
     log("\nReports (the paper's seven figures per checkpoint; open in a browser; shiftlake report rewrites them):")
     for key in keys:
         log(f"  {report_path(settings.lake_url, key)}")
     return timings
-
-
-def live_paths(root: Path | None = None) -> dict[str, Path]:
-    """The live demo's own checkpoint folder, lake and instance (under $SHIFTLAKE_LIVE_DIR if set)."""
-    root = root or Path(os.environ.get("SHIFTLAKE_LIVE_DIR") or REPO_ROOT / ".shiftlake" / "live")
-    return {"root": root, "checkpoints": root / "checkpoints", "lake": root / "lake", "dagster": root / "dagster"}
-
-
-def run_live(log=print, ui: bool = True, timeout_s: float = 1800.0, root: Path | None = None) -> dict[str, float]:
-    """`shiftlake demo --live`: the toy GRPO run writes checkpoints into an empty folder while the Dagster
-    daemon (and UI) runs; the checkpoint sensor registers each one and a run analyses it. Prints, per
-    checkpoint, the seconds from its folder appearing to its summaries being queryable; returns them."""
-    import shutil
-    import subprocess
-    import sys
-
-    from compute.checkpoints import discover_checkpoints
-    from orchestration.live import materialised_at, start_daemon, stop
-
-    build_world(log=log)
-    paths = live_paths(root)
-    shutil.rmtree(paths["root"], ignore_errors=True)
-    paths["checkpoints"].mkdir(parents=True)
-    env = {**os.environ, "CHECKPOINTS_URL": str(paths["checkpoints"]), "LAKE_URL": str(paths["lake"]),
-           "DAGSTER_HOME": str(paths["dagster"])}
-    env.setdefault("SHIFTLAKE_SENSOR_INTERVAL_S", "5")
-    for var in ("BASE_MODEL", "PROBLEMS_URL"):  # the toy world's, to match its GRPO run
-        env.pop(var, None)
-    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    ensure_dagster_home()
-    with dg.DagsterInstance.get():  # create the instance's databases before other processes open them
-        pass
-    writer = subprocess.Popen([sys.executable, "-m", "compute.toyworld.live", str(paths["checkpoints"])], env=env,
-                              start_new_session=True)
-    daemon = start_daemon(env, ui=ui, log_file=paths["root"] / "dagster.log")
-    log(f"toy GRPO writing into {paths['checkpoints']}; Dagster {'UI on http://127.0.0.1:3000 and ' if ui else ''}"
-        f"daemon running (log: {paths['root'] / 'dagster.log'}); sensor every {env['SHIFTLAKE_SENSOR_INTERVAL_S']} s")
-    appeared: dict[str, float] = {}
-    latency: dict[str, float] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        with dg.DagsterInstance.get() as instance:
-            while time.monotonic() < deadline:
-                for c in discover_checkpoints(paths["checkpoints"]):
-                    appeared.setdefault(c.key, time.time())
-                for key, t in appeared.items():
-                    done = [materialised_at(instance, a, key) for a in ("summaries", "cross_summaries")]
-                    if key not in latency and all(done):
-                        latency[key] = max(done) - t
-                        log(f"{key}: summaries queryable {latency[key]:.0f} s after its folder appeared")
-                trend_at = materialised_at(instance, "trend")
-                if (writer.poll() is not None and appeared and len(latency) == len(appeared)
-                        and trend_at and trend_at >= max(appeared.values())):
-                    break
-                time.sleep(2)
-            else:
-                raise TimeoutError(f"the live demo did not finish within {timeout_s:.0f} s; see {paths['root']}")
-    finally:
-        stop(daemon)
-        stop(writer)
-    log("")
-    log(lakesql.render(lakesql.run(lakesql.query_text("checkpoint_trend"), str(paths["lake"]))))
-    log(f"live lake: {paths['lake']}    DAGSTER_HOME: {paths['dagster']}")
-    return latency

@@ -1,6 +1,6 @@
 """Slow references for tests and benchmarks only; no asset uses them.
 
-`ReencodingDecoder` has `sampling.Decoder`'s interface but keeps no KV cache: every step re-encodes the
+`ReencodingDecoder` has `decoders.Decoder`'s interface but keeps no KV cache: every step re-encodes the
 whole left-padded prefix. Cross-sampling with it must give the same tokens as with the cached decoder.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from compute.sampling import left_pad
+from compute.decoders import left_pad
 
 
 class ReencodingDecoder:

@@ -1,4 +1,4 @@
-"""`python -m compute.toyworld.live OUT`: rerun the toy world's GRPO from its cached base, writing
+"""`python -m compute.toyworld.grpo_writer OUT`: rerun the toy world's GRPO from its cached base, writing
 `OUT/checkpoint-<step>/` as training goes, the way a real RL run fills its checkpoint folder. Used by
 `shiftlake demo --live`; the checkpoints equal the world's own (same seeds), arriving one by one."""
 

@@ -2,7 +2,9 @@
 
 The table is the asset's name unless its definition metadata says `lake/table`; the partition is
 `checkpoint=<key>` for checkpoint-partitioned assets, else the asset's `lake/partition` metadata
-(empty: the table has no partition folder). Writes go through `compute.lake`, atomically.
+(empty: the table has no partition folder). Writes go through `compute.lake`, atomically. Its `lake_url`
+is the one lake URL of a run: assets that read or write the lake themselves (model store, report) take it
+from here.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import dagster as dg
 import polars as pl
 
 from compute import lake
-
-TABLE = "lake/table"
-PARTITION = "lake/partition"
+from orchestration.wiring.names import PARTITION, TABLE
 
 
 def _location(context: dg.OutputContext | dg.InputContext, metadata: dict, partitioned: bool) -> tuple[str, str]:

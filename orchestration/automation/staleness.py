@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from compute.checkpoints import discover_checkpoints, has_weights, listing_fingerprint
+from compute.checkpoints import discover_checkpoints, has_weights
+from compute.listing import listing_fingerprint
 from compute.models import content_hash, local_copy, model_folder
+from orchestration.automation import instance as held
+from orchestration.wiring.names import LISTING
 
 CODE_VERSION, DATA_VERSION = "dagster/code_version", "dagster/data_version"
 INPUT_POINTER = "dagster/input_event_pointer/"  # storage id of the input materialisation a run read
-LISTING = "listing_fingerprint"
 
 
 @dataclass
@@ -40,22 +42,12 @@ class Staleness:
         return out
 
 
-def _record(instance: dg.DagsterInstance, asset: str, partition: str | None, storage_id: int | None = None):
-    """The latest materialisation record of an asset partition (any partition when None), or the one stored
-    under `storage_id`."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None,
-                              storage_ids=[storage_id] if storage_id is not None else None),
-        limit=1).records
-    return records[0] if records else None
-
-
 def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partition: str | None, pointer: int) -> bool:
     """Was the dependency recomputed to other data since the materialisation `mat_record` read it?"""
-    latest = _record(instance, dep, dep_partition)
+    latest = held.latest(instance, dep, dep_partition)
     if latest is None or latest.storage_id == pointer:
         return False
-    read = _record(instance, dep, None, pointer)
+    read = held.latest(instance, dep, None, pointer)
     if read is None or read.partition_key != dep_partition:
         # a dependency the asset does not load (`deps=`) gets a pointer to the asset's latest event of any
         # partition: fall back to time order
@@ -73,16 +65,19 @@ def _content_changed(materialization, found_at: str, model_dir) -> bool:
     return content_hash(model_dir()) != materialization.tags.get(DATA_VERSION)
 
 
+def asset_specs(repo: dg.RepositoryDefinition) -> list[dg.AssetSpec]:
+    """Every asset's spec in the code location `repo`, in graph order."""
+    return [repo.asset_graph.get(key).to_asset_spec() for key in repo.asset_graph.toposorted_asset_keys]
+
+
 def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_model: str,
                checkpoints_url: str, configured: dict[str, str] | None = None) -> Staleness:
     """Stale and missing asset partitions of every registered checkpoint (and the base's own assets).
     `configured`: metadata name -> the value the settings give it now (`StudyResource.prompts().recorded()`)."""
-    from orchestration.partitions import checkpoints_partitions
-
     by_key = {s.key.to_user_string(): s for s in specs}
     deps = {k: [d.asset_key.to_user_string() for d in s.deps] for k, s in by_key.items()}
     found = {c.key: c for c in discover_checkpoints(checkpoints_url) if not c.problem}
-    keys = instance.get_dynamic_partitions(checkpoints_partitions.name)
+    keys = held.partitions(instance)
     result = Staleness()
     memo: dict[tuple[str, str | None], list[str]] = {}
 
@@ -91,7 +86,7 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
             return memo[(asset, partition)]
         memo[(asset, partition)] = why = []
         spec = by_key[asset]
-        record = _record(instance, asset, partition)
+        record = held.latest(instance, asset, partition)
         mat = record.event_log_entry.asset_materialization if record else None
         if mat is None:
             why.append("missing")

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from compute.checkpoints import discover_checkpoints, has_marker, listing_fingerprint, not_ready
-from compute.settings import from_env
-from orchestration.jobs import base_job, checkpoint_job
-from orchestration.partitions import checkpoints_partitions
-from orchestration.resources import StudyResource
-
-ANALYSED_BY = ("summaries", "cross_summaries")
+from compute.checkpoints import discover_checkpoints, has_marker, not_ready
+from compute.listing import listing_fingerprint
+from orchestration.automation import instance as held
+from orchestration.automation.instance import LastRun
+from orchestration.automation.jobs import base_job, checkpoint_job
+from orchestration.wiring import names
+from orchestration.wiring.partitions import checkpoints_partitions
+from orchestration.wiring.resources import StudyResource
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,6 @@ class Candidate:
     listing: str
     incomplete: str | None  # why it cannot be analysed yet; None when complete
     marker: bool = False
-
-
-@dataclass(frozen=True)
-class LastRun:
-    """The latest run Dagster holds for a partition."""
-    status: str  # "running" (queued or under way), "failed" or "succeeded"
-    ended_at: float | None = None  # unix seconds
-    error: str = ""
 
 
 @dataclass
@@ -111,39 +104,6 @@ def scan(checkpoints_url: str) -> list[Candidate]:
             for c in discover_checkpoints(checkpoints_url)]
 
 
-def analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
-    done = set(keys)
-    for asset in ANALYSED_BY:
-        done &= set(instance.get_materialized_partitions(dg.AssetKey(asset)))
-    return done
-
-
-def last_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, LastRun]:
-    """The latest `checkpoint_job` run of each partition, with the first line of its error when it failed."""
-    out = {}
-    for key in keys:
-        runs = instance.get_runs(dg.RunsFilter(job_name=checkpoint_job.name, tags={"dagster/partition": key}), limit=1)
-        if not runs:
-            continue
-        run = runs[0]
-        if not run.is_finished:
-            out[key] = LastRun("running")
-            continue
-        record = instance.get_run_record_by_id(run.run_id)
-        ended = record.end_time if record else None
-        out[key] = LastRun("failed", ended, _error(instance, run.run_id)) if run.is_failure else LastRun("succeeded", ended)
-    return out
-
-
-def _error(instance: dg.DagsterInstance, run_id: str) -> str:
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        error = record.dagster_event.step_failure_data.error
-        if error is not None:
-            cause = error.cause or error
-            return f"{record.step_key}: {cause.message.strip().splitlines()[-1][:300]}"
-    return ""
-
-
 def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = None) -> str:
     """What a failed run's cause may hide in: the study's settings and the assets' code versions."""
     versions = []
@@ -155,25 +115,19 @@ def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = Non
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _base_missing(instance: dg.DagsterInstance) -> bool:
-    return instance.get_latest_materialization_event(dg.AssetKey("base_scores")) is None
-
-
-@dg.sensor(name="checkpoint_sensor", jobs=[base_job, checkpoint_job], default_status=dg.DefaultSensorStatus.RUNNING,
-           minimum_interval_seconds=from_env().sensor_interval_s)
-def checkpoint_sensor(context: dg.SensorEvaluationContext, study: StudyResource) -> dg.SensorResult:
+def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -> dg.SensorResult:
     """New complete checkpoints under CHECKPOINTS_URL -> new partitions and one run each."""
     cfg = study.settings()
-    candidates = scan(cfg.checkpoints_url)
-    registered = set(context.instance.get_dynamic_partitions(checkpoints_partitions.name))
+    candidates = scan(cfg.required("checkpoints_url"))
+    registered = set(held.partitions(context.instance))
     keys = [c.key for c in candidates]
-    done = analysed(context.instance, keys)
+    done = held.analysed(context.instance, keys)
     plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered, done,
-                     last_runs(context.instance, [k for k in keys if k not in done]), cause_fingerprint(cfg, context),
-                     time.time())
+                     held.last_runs(context.instance, [k for k in keys if k not in done]),
+                     cause_fingerprint(cfg, context), time.time())
     runs = [dg.RunRequest(run_key=run_key, partition_key=key, job_name=checkpoint_job.name)
             for key, run_key in plan.runs]
-    if runs and _base_missing(context.instance):
+    if runs and held.latest(context.instance, "base_scores") is None:
         runs.insert(0, dg.RunRequest(run_key=f"base@{listing_fingerprint(cfg.base_model)}", job_name=base_job.name))
     for key, why in plan.waiting.items():
         context.log.info(f"checkpoint {key}: waiting ({why})")
@@ -192,7 +146,15 @@ def checkpoint_sensor(context: dg.SensorEvaluationContext, study: StudyResource)
                            skip_reason=skip)
 
 
-trend_automation = dg.AutomationConditionSensorDefinition(
-    "trend_automation", target=dg.AssetSelection.assets("trend", "report"), default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=from_env().sensor_interval_s,
-    description="Refreshes `trend` once checkpoint summaries change, then the reports (declarative automation).")
+def checkpoint_sensor(interval_s: int) -> dg.SensorDefinition:
+    """The sensor, ticking every `interval_s` seconds (SHIFTLAKE_SENSOR_INTERVAL_S, read by the code location)."""
+    return dg.sensor(name="checkpoint_sensor", jobs=[base_job, checkpoint_job], minimum_interval_seconds=interval_s,
+                     default_status=dg.DefaultSensorStatus.RUNNING)(checkpoint_tick)
+
+
+def trend_automation(interval_s: int) -> dg.AutomationConditionSensorDefinition:
+    """Declarative automation of the trend and the reports, evaluated every `interval_s` seconds."""
+    return dg.AutomationConditionSensorDefinition(
+        "trend_automation", target=dg.AssetSelection.groups(names.TREND, names.REPORT),
+        default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=interval_s,
+        description="Refreshes `trend` once checkpoint summaries change, then the reports (declarative automation).")
