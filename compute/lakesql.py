@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import fsspec
 
-from compute.lake import filesystem, resolve_lake_url
+from compute.storage import filesystem, resolve_lake_url
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 VIEWS_DIR = SQL_DIR / "views"

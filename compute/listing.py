@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from compute.lake import filesystem
+from compute.storage import filesystem
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")  # one of them makes a tokenizer
 

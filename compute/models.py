@@ -45,7 +45,7 @@ def local_copy(uri: str | Path) -> Path:
     import shutil
 
     from compute.listing import listing_fingerprint
-    from compute.lake import filesystem
+    from compute.storage import filesystem
 
     target = models_cache() / listing_fingerprint(uri)
     if not (target / ".fetched").exists():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from compute.lake import filesystem, resolve_lake_url, with_retries
+from compute.storage import filesystem, resolve_lake_url, with_retries
 from compute.models import CONTENT_SUFFIXES
 
 STORE = "models"

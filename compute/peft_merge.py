@@ -72,7 +72,7 @@ class AdapterInfo:
 
 def adapter_info(folder: str | Path) -> AdapterInfo | None:
     """The PEFT adapter in `folder` (local path or fsspec URL); None when it holds no adapter_config.json."""
-    from compute.lake import filesystem
+    from compute.storage import filesystem
 
     root = str(folder).rstrip("/")
     fs = filesystem(root)

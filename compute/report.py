@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from html import escape
 
-from compute import figures, lake, lakesql
+from compute import figures, lake, lakesql, storage
 
 TABLE, FILE = "reports", "report.html"
 
@@ -53,13 +53,13 @@ def render(lake_url: str, checkpoint: str) -> tuple[str, list[figures.Figure | s
     """The report's HTML and its figures (or why one is missing), read from the lake now."""
     known = lakesql.run("SELECT checkpoint FROM checkpoints", lake_url)["checkpoint"].to_list()
     if checkpoint not in known:
-        raise LookupError(f"checkpoint {checkpoint!r} is not in the lake at {lake.resolve_lake_url(lake_url)} "
+        raise LookupError(f"checkpoint {checkpoint!r} is not in the lake at {storage.resolve_lake_url(lake_url)} "
                           f"(it has: {', '.join(known) or 'none'}); run its checkpoint_job first")
     drawn = [(draw(make, lake_url, checkpoint), make.__name__, question) for make, question in figures.FIGURES]
     body = "".join(_section(i, name, fig, q) for i, (fig, name, q) in enumerate(drawn, 1))
     html = (f"<!doctype html><html><head><meta charset='utf-8'><title>shiftlake: {escape(checkpoint)}</title>"
             f"<style>{STYLE}</style></head><body><h1>shiftlake report: {escape(checkpoint)}</h1>"
-            f"<p>Lake <code>{escape(lake.resolve_lake_url(lake_url))}</code>, written "
+            f"<p>Lake <code>{escape(storage.resolve_lake_url(lake_url))}</code>, written "
             f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.</p>{body}</body></html>")
     return html, [fig for fig, _, _ in drawn]
 

@@ -21,7 +21,7 @@ import os
 from dataclasses import MISSING, dataclass, field, fields
 from typing import TYPE_CHECKING
 
-from compute.lake import resolve_lake_url
+from compute.storage import resolve_lake_url
 
 if TYPE_CHECKING:
     from compute.cross_sampling import CrossGrid

@@ -47,7 +47,7 @@ import torch
 from fsspec.implementations.local import LocalFileSystem
 
 from compute.listing import TOKENIZER_FILES
-from compute.lake import filesystem
+from compute.storage import filesystem
 
 RANK_FILE = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt$")
 STEP_FOLDER = re.compile(r"global_step_(\d+)$")

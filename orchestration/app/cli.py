@@ -22,7 +22,7 @@ import sys
 
 
 def cmd_sql(args) -> int:
-    from compute import lake, lakesql
+    from compute import lakesql, storage
 
     if args.list:
         print("\n".join(lakesql.list_queries()))
@@ -35,11 +35,11 @@ def cmd_sql(args) -> int:
         print(f"shiftlake sql: no query file {args.file}; known queries: {', '.join(lakesql.list_queries())}",
               file=sys.stderr)
         return 2
-    url = lake.resolve_lake_url(args.lake)
+    url = storage.resolve_lake_url(args.lake)
     try:
-        with lake.store_errors(url, "running the query"):
+        with storage.store_errors(url, "running the query"):
             frame = lakesql.run(text, url)
-    except (LookupError, lake.LakeUnavailable) as e:
+    except (LookupError, storage.LakeUnavailable) as e:
         print(f"shiftlake sql: {e}", file=sys.stderr)
         return 1
     except Exception as e:  # a DuckDB parse or binder error: show it without a traceback
@@ -52,11 +52,11 @@ def cmd_sql(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from compute import lake, lakesql, report
+    from compute import lake, lakesql, report, storage
 
-    url = lake.resolve_lake_url(args.lake)
+    url = storage.resolve_lake_url(args.lake)
     try:
-        with lake.store_errors(url, "making the report"):
+        with storage.store_errors(url, "making the report"):
             keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' "
                                                   "ORDER BY step", url)["checkpoint"].to_list()
             for key in keys:
@@ -68,7 +68,7 @@ def cmd_report(args) -> int:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(lake.read_file(url, report.TABLE, f"checkpoint={key}", report.FILE))
                     print(f"  copied to {target}")
-    except (LookupError, lake.LakeUnavailable) as e:
+    except (LookupError, storage.LakeUnavailable) as e:
         print(f"shiftlake report: {e}", file=sys.stderr)
         return 1
     return 0
@@ -185,14 +185,14 @@ def cmd_status(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from compute import lake
+    from compute import storage
     from compute.quality import check_lake
 
-    url = lake.resolve_lake_url(args.lake)
+    url = storage.resolve_lake_url(args.lake)
     try:
-        with lake.store_errors(url, "checking the lake"):
+        with storage.store_errors(url, "checking the lake"):
             results = check_lake(url)
-    except lake.LakeUnavailable as e:
+    except storage.LakeUnavailable as e:
         print(f"shiftlake check: {e}", file=sys.stderr)
         return 1
     failed = [(p, r) for p, r in results if not r.passed]

@@ -25,7 +25,7 @@ def study_plan(settings: Settings) -> Plan:
     """`settings`: what the runs will read (inputs, prompts, stops, sampling, cross grid, lake)."""
     from transformers import AutoTokenizer
 
-    from compute.lake import LakeUnavailable, filesystem, with_retries
+    from compute.storage import LakeUnavailable, filesystem, with_retries
     from compute.models import TokenizerMismatch, check_same_tokenizer, local_copy
     from compute.problems import load_problems
     from compute.verifiers import verifier_for

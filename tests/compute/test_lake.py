@@ -5,7 +5,7 @@ import os
 import polars as pl
 import pytest
 
-from compute import lake
+from compute import lake, storage
 
 
 def test_partition_is_replaced_whole_and_leftovers_are_invisible(tmp_path):
@@ -66,8 +66,8 @@ def test_missing_credentials_name_the_lake_and_the_variables_at_once(tmp_path, m
     if partial:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "SLACCESSKEYWITHOUTSECRET")
     sleeps = []
-    monkeypatch.setattr(lake.time, "sleep", sleeps.append)
-    with pytest.raises(lake.LakeUnavailable) as err:
+    monkeypatch.setattr(storage.time, "sleep", sleeps.append)
+    with pytest.raises(storage.LakeUnavailable) as err:
         lake.read_partition("s3://shiftlake/nocreds", "t", "checkpoint=a")
     message = str(err.value)
     assert message.startswith(f"{'incomplete' if partial else 'no'} credentials for the lake s3://shiftlake/nocreds "
@@ -111,15 +111,15 @@ ERRORS = [  # (what the store raised, attempts made, how the lake's error starts
 @pytest.mark.parametrize("raised, attempts, starts", ERRORS)
 def test_refusals_are_final_and_a_store_down_is_retried(monkeypatch, raised, attempts, starts):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr(lake.time, "sleep", lambda s: None)
+    monkeypatch.setattr(storage.time, "sleep", lambda s: None)
     calls = []
 
     def action():
         calls.append(1)
         raise raised()
 
-    with pytest.raises(lake.LakeUnavailable) as err:
-        lake.with_retries("s3://b/l", "reading table 't'", action)
+    with pytest.raises(storage.LakeUnavailable) as err:
+        storage.with_retries("s3://b/l", "reading table 't'", action)
     assert len(calls) == attempts and str(err.value).startswith(starts)
     assert ("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in str(err.value)) == (attempts == 1)
 
@@ -127,14 +127,14 @@ def test_refusals_are_final_and_a_store_down_is_retried(monkeypatch, raised, att
 def test_store_errors_outside_retries_become_the_lakes_and_others_pass(tmp_path, monkeypatch):
     # DuckDB's views reach the store through `filesystem` without `with_retries`: the CLI wraps them
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    with pytest.raises(lake.LakeUnavailable, match=r"^the lake s3://b/l \(endpoint http://127.0.0.1:9\) did not answer "
+    with pytest.raises(storage.LakeUnavailable, match=r"^the lake s3://b/l \(endpoint http://127.0.0.1:9\) did not answer "
                                                     r"while running the query \(EndpointConnectionError"):
-        with lake.store_errors("s3://b/l", "running the query"):
+        with storage.store_errors("s3://b/l", "running the query"):
             raise _endpoint_down()
     for url, error in (("s3://b/l", ValueError("not the store's")), ("s3://b/l", OSError("a local file")),
                        (str(tmp_path), _endpoint_down())):
         with pytest.raises(type(error)):
-            with lake.store_errors(url, "running the query"):
+            with storage.store_errors(url, "running the query"):
                 raise error
 
 

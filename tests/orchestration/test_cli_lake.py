@@ -11,7 +11,7 @@ import uuid
 import polars as pl
 import pytest
 
-from compute import lake
+from compute import lake, storage
 from orchestration.app.cli import main
 from tests.compute.test_lake import without_credentials
 
@@ -74,7 +74,7 @@ def test_against_seaweedfs_without_wrong_and_unreachable(s3_server, tmp_path, mo
             assert "SLWRONG" not in err and "not-the-secret" not in err
     with monkeypatch.context() as mp:
         mp.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
-        mp.setattr(lake, "RETRY_DELAYS_S", (0.0,))
+        mp.setattr(storage, "RETRY_DELAYS_S", (0.0,))
         for command in COMMANDS:
             err = _one_line_error(capsys, command)
             assert f"the lake {url} (endpoint http://127.0.0.1:9) did not answer" in err and "AWS_ENDPOINT_URL" in err

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from compute import lake as lakeio
+from compute import storage
 from compute import lakesql
 from compute.workers import stop_group
 from infra import s3local
@@ -22,6 +23,7 @@ CHILD = """
 import sys, time
 import polars as pl
 import compute.lake as L
+import compute.storage as S
 
 url, when = sys.argv[1], sys.argv[2]
 real_write, real_mv = L.pq.write_table, None
@@ -39,7 +41,7 @@ def hang_before_rename(*args, **kw):  # the file is written, the rename never ha
 if when == "mid-write":
     L.pq.write_table = half_then_hang
 else:
-    L.filesystem(url).__class__.mv = hang_before_rename
+    S.filesystem(url).__class__.mv = hang_before_rename
 big = pl.DataFrame({"row": pl.int_range(0, 3_000_000, eager=True), "value": pl.Series([1.5] * 3_000_000)})
 L.write_partition(url, "faults", "checkpoint=x", big)
 """
@@ -62,7 +64,7 @@ def test_a_writer_killed_mid_partition_leaves_the_previous_version(s3_server, wh
     assert lakeio.read_partition(url, "faults", "checkpoint=x").equals(v1)
     con = lakesql.connect(url)  # DuckDB over S3 through the same fsspec filesystem as the views
     assert con.execute(f"SELECT count(*), sum(value) FROM read_parquet('{url}/faults/*/data.parquet')").fetchone() == (3, 1.5)
-    fs = lakeio.filesystem(url)
+    fs = storage.filesystem(url)
     fs.invalidate_cache()
     leftovers = [p for p in fs.ls(f"{url}/faults/checkpoint=x", detail=False) if not p.endswith("/data.parquet")]
     assert len(leftovers) == (1 if when == "before-rename" else 0)  # a multipart upload never completed is invisible
@@ -85,7 +87,7 @@ def test_no_credentials_or_wrong_ones_are_refused(s3_server, monkeypatch):
         anonymous.cat(f"shiftlake/refusals/t/checkpoint=x/data.parquet")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-0123456789")
-    with pytest.raises(lakeio.LakeUnavailable, match="refused reading table 't'") as err:
+    with pytest.raises(storage.LakeUnavailable, match="refused reading table 't'") as err:
         lakeio.read_partition(url, "t", "checkpoint=x")
     assert "not-the-secret" not in str(err.value) and "AKIAWRONG" not in str(err.value)
     assert s3_server.env["AWS_ENDPOINT_URL"] in str(err.value)

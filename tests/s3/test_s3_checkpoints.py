@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from compute import lake as lakeio
+from compute import storage
 from compute.checkpoints import discover_checkpoints, incomplete_reason
 from compute.listing import listing_fingerprint
 from compute.models import content_hash, load_model
@@ -20,7 +21,7 @@ def s3_world(s3_server, small_world, tmp_path, monkeypatch) -> str:
     """The small world's checkpoints uploaded under a fresh S3 prefix; a private model cache."""
     monkeypatch.setenv("SHIFTLAKE_CACHE", str(tmp_path / "cache"))
     prefix = f"s3://shiftlake/checkpoints-{uuid.uuid4().hex[:8]}"
-    fs = lakeio.filesystem(prefix)
+    fs = storage.filesystem(prefix)
     for name in ("checkpoint-2", "checkpoint-4"):
         fs.put(str(small_world / "checkpoints" / name), f"{prefix}/{name}", recursive=True)
     return prefix
@@ -41,7 +42,7 @@ def test_discovery_completeness_and_a_single_fetch(s3_world, small_world, tmp_pa
 
 
 def test_a_half_uploaded_checkpoint_is_incomplete(s3_world, small_world):
-    fs = lakeio.filesystem(s3_world)
+    fs = storage.filesystem(s3_world)
     weights = (small_world / "checkpoints" / "checkpoint-4" / "model.safetensors").read_bytes()
     fs.pipe(f"{s3_world}/checkpoint-4/model.safetensors", weights[: len(weights) // 3])
     before = listing_fingerprint(f"{s3_world}/checkpoint-4")
