@@ -8,6 +8,7 @@ import polars as pl
 
 from assets import checks
 from compute import lake
+from compute.lake import BASE_PARTITION
 from compute.checkpoints import discover_checkpoints, has_weights, not_ready
 from compute.listing import listing_fingerprint
 from compute.models import (LoadedModel, check_finite_logits, check_same_tokenizer, content_hash, local_copy,
@@ -15,7 +16,7 @@ from compute.models import (LoadedModel, check_finite_logits, check_same_tokeniz
 from compute.modelstore import model_of, snapshot, stored
 from compute.problems import load_problems
 from orchestration.wiring import names
-from orchestration.wiring.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.wiring.partitions import checkpoints_partitions
 from orchestration.wiring.resources import StudyResource
 
 
@@ -84,7 +85,7 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
     folder = study.settings().required("checkpoints_url")
     found = {c.key: c for c in discover_checkpoints(folder)}
     if key not in found:
-        return _from_store(lake_url, f"checkpoint={key}", f"checkpoint {key!r} is no longer in {folder} "
+        return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is no longer in {folder} "
                            f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it")
     ckpt = found[key]
     if why := not_ready(ckpt):

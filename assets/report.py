@@ -6,6 +6,9 @@ import base64
 
 import dagster as dg
 
+from assets.cross_sampling import cross_summaries
+from assets.summaries import summaries
+from assets.trend import trend
 from compute import report as reports
 from orchestration.wiring import names
 from orchestration.wiring.partitions import checkpoints_partitions
@@ -31,7 +34,7 @@ REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_
 
 
 @dg.asset(code_version="1", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,
-          deps=["summaries", "cross_summaries", "trend"], automation_condition=REFRESH)
+          deps=[summaries, cross_summaries, trend], automation_condition=REFRESH)
 def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the
     query it plots (the same as `shiftlake report --checkpoint <key>`)."""

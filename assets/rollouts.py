@@ -5,9 +5,10 @@ import polars as pl
 
 from assets import checks
 from compute import tables
+from compute.lake import BASE_PARTITION
 from compute.modelstore import model_of
 from orchestration.wiring import names
-from orchestration.wiring.partitions import BASE_PARTITION, checkpoints_partitions
+from orchestration.wiring.partitions import checkpoints_partitions
 from orchestration.wiring.resources import StudyResource
 
 

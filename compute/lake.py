@@ -27,6 +27,14 @@ from compute.storage import LakeUnavailable, redact, filesystem, resolve_lake_ur
 DATA_FILE = "data.parquet"
 
 
+def checkpoint_partition(key: str) -> str:
+    """The partition folder of a checkpoint's rows in every per-checkpoint table."""
+    return f"checkpoint={key}"
+
+
+BASE_PARTITION = checkpoint_partition("base")  # the base model's own tables, computed once
+
+
 def partition_dir(lake_url: str | None, table: str, partition: str) -> str:
     return f"{resolve_lake_url(lake_url)}/{table}/{partition}"
 

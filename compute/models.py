@@ -79,8 +79,8 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
     path = local_copy(path)
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no model at {path}: expected a save_pretrained folder with config.json. "
-                                "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders, or build the "
-                                "toy world they default to with `shiftlake toyworld`.")
+                                "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders (`shiftlake toyworld` "
+                                "builds the toy world's).")
     device = device or auto_device()
     check_fits(path, device, auto_dtype(device))
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from compute.lake import BASE_PARTITION
 from compute.metrics import OVERLAP_KS
 from compute.prompts import FINISH_REASONS
 
@@ -194,7 +195,7 @@ def check_lake(lake_url: str, log=lambda *_: None) -> list[tuple[str, CheckResul
         out += [("", r) for r in check_table("problems", problems)]
     except FileNotFoundError:
         pass
-    base_rollouts = read("rollouts", "checkpoint=base")
+    base_rollouts = read("rollouts", BASE_PARTITION)
     for table in CHECKED[1:]:
         for partition in lake.list_partitions(lake_url, table):
             log(f"checking {table}[{partition}]")

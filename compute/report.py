@@ -27,7 +27,7 @@ table { border-collapse: collapse; font-size: 12px; } td, th { border: 1px solid
 
 
 def report_path(lake_url: str, checkpoint: str) -> str:
-    return f"{lake.partition_dir(lake_url, TABLE, f'checkpoint={checkpoint}')}/{FILE}"
+    return f"{lake.partition_dir(lake_url, TABLE, lake.checkpoint_partition(checkpoint))}/{FILE}"
 
 
 def draw(make: Callable, lake_url: str, checkpoint: str) -> figures.Figure | str:
@@ -67,5 +67,5 @@ def render(lake_url: str, checkpoint: str) -> tuple[str, list[figures.Figure | s
 def write_report(lake_url: str, checkpoint: str) -> tuple[str, list[figures.Figure | str]]:
     """Render the report and write it into the lake (atomically); returns its path and the figures."""
     html, drawn = render(lake_url, checkpoint)
-    path = lake.write_file(lake_url, TABLE, f"checkpoint={checkpoint}", FILE, lambda f: f.write(html.encode()))
+    path = lake.write_file(lake_url, TABLE, lake.checkpoint_partition(checkpoint), FILE, lambda f: f.write(html.encode()))
     return path, drawn

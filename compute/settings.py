@@ -5,7 +5,7 @@ LAKE_URL         base URL of the lake (default ./lake)
 BASE_MODEL       folder of the base model
 CHECKPOINTS_URL  folder holding the RL checkpoints
 PROBLEMS_URL     jsonl or parquet with prompt/answer
-                 (none of the three set: the application points them at the toy world, `orchestration.app.toy`)
+                 (each one unset: the application points it at the toy world, `orchestration.app.toy`)
 SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTLAKE_SAMPLES_PER_PROBLEM,
 SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
 SHIFTLAKE_PROMPT_TEMPLATE (raw | chat | a format string with {problem}), SHIFTLAKE_SYSTEM_PROMPT (chat only),
@@ -64,7 +64,7 @@ class Settings:
         """The input `name` (base_model, checkpoints_url, problems_url); unset, one message naming its variable."""
         if not (value := getattr(self, name)):
             raise ValueError(f"{env_name(name)} is not set: point it at the study's {name.removesuffix('_url')} "
-                             "(README: Your own study), or run `shiftlake demo` for the toy world")
+                             "(README: A real study), or run `shiftlake demo` for the toy world")
         return value
 
     def sampling(self) -> SamplingParams:

@@ -11,7 +11,6 @@ independent of the parent's `__main__`, which may be any script) talking pickles
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -153,18 +152,3 @@ def _replace(worker: _Worker, fn: Callable, prepare: Callable | None) -> _Worker
 
 if __name__ == "__main__":
     _serve(_Duplex(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))
-
-
-def stop_group(process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Stop a child started in its own process group (`start_new_session=True`): SIGTERM the group, then
-    SIGKILL what is left after `timeout` seconds. The servers and daemons the application starts stop here."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass

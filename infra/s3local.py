@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from compute.workers import stop_group
+from compute.processes import stop_group
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "s3"

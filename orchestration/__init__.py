@@ -1,4 +1,4 @@
-"""Everything Dagster, in layers whose imports point one way (README: Developing, Layers):
+"""Everything Dagster, in layers whose imports point one way (README: Developing: the layers):
 
     wiring/       what the assets need from Dagster: partitions, the study resource, the lake IO manager,
                   metadata keys. Below assets/.

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from compute.settings import Settings
-from compute.workers import stop_group
+from compute.processes import stop_group
 from compute.toyworld.world import SMALL, build_world
 
 torch.set_num_threads(2)

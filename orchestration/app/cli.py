@@ -66,7 +66,7 @@ def cmd_report(args) -> int:
                 if args.out:
                     target = Path(args.out) / key / report.FILE if len(keys) > 1 else Path(args.out)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(lake.read_file(url, report.TABLE, f"checkpoint={key}", report.FILE))
+                    target.write_bytes(lake.read_file(url, report.TABLE, lake.checkpoint_partition(key), report.FILE))
                     print(f"  copied to {target}")
     except (LookupError, storage.LakeUnavailable) as e:
         print(f"shiftlake report: {e}", file=sys.stderr)

@@ -12,16 +12,18 @@ import dagster as dg
 
 from compute import lakesql
 from compute.checkpoints import discover_checkpoints, not_ready
-from compute.lake import list_partitions
-from compute.paths import REPO_ROOT
+from compute.lake import checkpoint_partition, list_partitions
+from compute.paths import REPO_ROOT, dagster_home
 from compute.report import report_path
 from compute.settings import from_env
 from orchestration.app import location, toy
 from orchestration.automation import instance as held
+from orchestration.automation.jobs import base_job, checkpoint_job, report_job, trend_job
 
 
 def ensure_dagster_home() -> Path:
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".shiftlake" / "dagster")))
+    home = dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -41,7 +43,7 @@ def rotated_away(instance: dg.DagsterInstance, lake_url: str, present: list[str]
     """Registered checkpoints whose folders are gone but whose rows (and so models in the store) are in the
     lake: they are analysed again from the model store, so that every result printed is current."""
     in_lake = set(list_partitions(lake_url, "checkpoints"))
-    return [k for k in held.partitions(instance) if k not in present and f"checkpoint={k}" in in_lake]
+    return [k for k in held.partitions(instance) if k not in present and checkpoint_partition(k) in in_lake]
 
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}  # failures: one message, by StudyFailed
@@ -56,7 +58,7 @@ class StudyFailed(Exception):
 
 
 def log_dir() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME") or REPO_ROOT / ".shiftlake" / "dagster") / "failures"
+    return dagster_home() / "failures"
 
 
 def _failure(result: dg.ExecuteInProcessResult, job_name: str, partition_key: str | None) -> StudyFailed:
@@ -110,12 +112,12 @@ def run_demo(log=print) -> dict[str, float]:
         keys = sorted(keys + rotated_away(instance, settings.lake_url, keys))
         if not keys:
             raise FileNotFoundError(f"no checkpoints under {settings.checkpoints_url}")
-        _run(defs.resolve_job_def("base_job"), instance, None, timings, log)
+        _run(defs.resolve_job_def(base_job.name), instance, None, timings, log)
         for key in keys:
-            _run(defs.resolve_job_def("checkpoint_job"), instance, key, timings, log)
-        _run(defs.resolve_job_def("trend_job"), instance, None, timings, log)
+            _run(defs.resolve_job_def(checkpoint_job.name), instance, key, timings, log)
+        _run(defs.resolve_job_def(trend_job.name), instance, None, timings, log)
         for key in keys:
-            _run(defs.resolve_job_def("report_job"), instance, key, timings, log)
+            _run(defs.resolve_job_def(report_job.name), instance, key, timings, log)
     timings["total"] = time.perf_counter() - t0
     log("")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.trend import trend
 from compute import lakesql
 from compute.checkpoints import discover_checkpoints
-from compute.paths import REPO_ROOT
+from compute.paths import live_dir
 from compute.toyworld.world import build_world
-from compute.workers import stop_group as stop
+from compute.processes import stop_group as stop
 from orchestration.app import toy
 from orchestration.app.demo import ensure_dagster_home
 from orchestration.app.location import CODE_LOCATION
@@ -83,7 +84,7 @@ def wait_for(condition: Callable[[], object], timeout: float, every: float = 1.0
 
 def live_paths(root: Path | None = None) -> dict[str, Path]:
     """The live demo's own checkpoint folder, lake and instance (under $SHIFTLAKE_LIVE_DIR if set)."""
-    root = root or Path(os.environ.get("SHIFTLAKE_LIVE_DIR") or REPO_ROOT / ".shiftlake" / "live")
+    root = root or live_dir()
     return {"root": root, "checkpoints": root / "checkpoints", "lake": root / "lake", "dagster": root / "dagster"}
 
 
@@ -123,7 +124,7 @@ def run_live(log=print, ui: bool = True, timeout_s: float = 1800.0, root: Path |
                     if key not in latency and all(done):
                         latency[key] = max(done) - t
                         log(f"{key}: summaries queryable {latency[key]:.0f} s after its folder appeared")
-                trend_at = materialised_at(instance, "trend")
+                trend_at = materialised_at(instance, trend.key.to_user_string())
                 if (writer.poll() is not None and appeared and len(latency) == len(appeared)
                         and trend_at and trend_at >= max(appeared.values())):
                     break

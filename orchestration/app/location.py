@@ -11,5 +11,6 @@ CODE_LOCATION = "orchestration.definitions"  # also pyproject.toml's [tool.dagst
 
 
 def load() -> dg.Definitions:
-    """The code location's `defs`, built from the environment as it is now."""
+    """The code location's `defs`: built from the environment on the first call (set it before), the same
+    object after."""
     return importlib.import_module(CODE_LOCATION).defs

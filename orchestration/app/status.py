@@ -30,11 +30,11 @@ def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: l
                       configured: dict[str, str] | None = None) -> list[CheckpointStatus]:
     """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order
     (`configured`: the settings recorded as metadata, as `staleness.find_stale` takes them)."""
-    found = {c.key: c for c in discover_checkpoints(settings.checkpoints_url)}
+    found = {c.key: c for c in discover_checkpoints(settings.required("checkpoints_url"))}
     keys = sorted(set(found) | set(held.partitions(instance)))
     analysed = held.analysed(instance, keys)
     runs = held.last_runs(instance, keys)
-    stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url,
+    stale = find_stale(instance, specs, settings.required("base_model"), settings.checkpoints_url,
                        configured).partitions() if analysed else {}
     out = []
     for key in keys:

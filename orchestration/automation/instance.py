@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from assets.cross_sampling import cross_summaries
+from assets.summaries import summaries
 from orchestration.automation.jobs import checkpoint_job
 from orchestration.wiring.partitions import checkpoints_partitions
 
-ANALYSED_BY = ("summaries", "cross_summaries")  # a checkpoint is analysed once both are materialised
+ANALYSED_BY = (summaries.key.to_user_string(), cross_summaries.key.to_user_string())  # both materialised: analysed
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ def last_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, LastRu
         out[key] = (LastRun("failed", ended, _error(instance, run.run_id)) if run.is_failure
                     else LastRun("succeeded", ended))
     return out
+
+
+def run_record(instance: dg.DagsterInstance, partition: str):
+    """The record of the latest run of a partition (any job), or None."""
+    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": partition}), limit=1)
+    return instance.get_run_record_by_id(runs[0].run_id) if runs else None
 
 
 def _error(instance: dg.DagsterInstance, run_id: str) -> str:

@@ -16,7 +16,7 @@ def reanalysis_requests(instance: dg.DagsterInstance, study: StudyResource, repo
                         tick: str) -> list[dg.RunRequest]:
     """One run request per checkpoint partition with stale or missing assets of `checkpoint_job`, for those."""
     cfg = study.settings()
-    stale = find_stale(instance, asset_specs(repo), cfg.base_model, cfg.checkpoints_url,
+    stale = find_stale(instance, asset_specs(repo), cfg.required("base_model"), cfg.required("checkpoints_url"),
                        configured=cfg.prompts().recorded())
     job_assets = set(assets_of(checkpoint_job, repo))
     runs = []

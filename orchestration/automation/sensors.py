@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.scores import base_scores
 from compute.checkpoints import discover_checkpoints, has_marker, not_ready
 from compute.listing import listing_fingerprint
 from orchestration.automation import instance as held
@@ -127,8 +128,9 @@ def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -
                      cause_fingerprint(cfg, context), time.time())
     runs = [dg.RunRequest(run_key=run_key, partition_key=key, job_name=checkpoint_job.name)
             for key, run_key in plan.runs]
-    if runs and held.latest(context.instance, "base_scores") is None:
-        runs.insert(0, dg.RunRequest(run_key=f"base@{listing_fingerprint(cfg.base_model)}", job_name=base_job.name))
+    if runs and held.latest(context.instance, base_scores.key.to_user_string()) is None:
+        base = listing_fingerprint(cfg.required("base_model"))
+        runs.insert(0, dg.RunRequest(run_key=f"base@{base}", job_name=base_job.name))
     for key, why in plan.waiting.items():
         context.log.info(f"checkpoint {key}: waiting ({why})")
     for key, why in plan.failed.items():

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.inputs import base_model as base_model_asset, checkpoints as checkpoints_asset
+from assets.trend import trend
 from compute.checkpoints import discover_checkpoints, has_weights
 from compute.listing import listing_fingerprint
 from compute.models import content_hash, local_copy, model_folder
@@ -27,6 +29,7 @@ from orchestration.wiring.names import LISTING
 
 CODE_VERSION, DATA_VERSION = "dagster/code_version", "dagster/data_version"
 INPUT_POINTER = "dagster/input_event_pointer/"  # storage id of the input materialisation a run read
+BASE_MODEL, CHECKPOINTS, TREND = (a.key.to_user_string() for a in (base_model_asset, checkpoints_asset, trend))
 
 
 @dataclass
@@ -73,7 +76,7 @@ def asset_specs(repo: dg.RepositoryDefinition) -> list[dg.AssetSpec]:
 def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_model: str,
                checkpoints_url: str, configured: dict[str, str] | None = None) -> Staleness:
     """Stale and missing asset partitions of every registered checkpoint (and the base's own assets).
-    `configured`: metadata name -> the value the settings give it now (`StudyResource.prompts().recorded()`)."""
+    `configured`: metadata name -> the value the settings give it now (`Settings.prompts().recorded()`)."""
     by_key = {s.key.to_user_string(): s for s in specs}
     deps = {k: [d.asset_key.to_user_string() for d in s.deps] for k, s in by_key.items()}
     found = {c.key: c for c in discover_checkpoints(checkpoints_url) if not c.problem}
@@ -95,9 +98,9 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
                 why.append(f"code version {mat.tags.get(CODE_VERSION)} -> {spec.code_version}")
             why += [f"{name} changed" for name, value in (configured or {}).items()
                     if name in mat.metadata and mat.metadata[name].value != value]
-            if asset == "base_model" and has_weights(base_model):
+            if asset == BASE_MODEL and has_weights(base_model):
                 changed = _content_changed(mat, base_model, lambda: local_copy(base_model))
-            elif asset == "checkpoints" and (ckpt := found.get(partition)) is not None:
+            elif asset == CHECKPOINTS and (ckpt := found.get(partition)) is not None:
                 changed = _content_changed(mat, ckpt.uri, lambda: model_folder(ckpt, local_copy(base_model)))
             else:
                 changed = False  # no folder (rotated away): the analysis stands on the model store's copy
@@ -117,7 +120,7 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
 
     for asset, spec in by_key.items():
         if spec.partitions_def is None:
-            if asset != "trend":
+            if asset != TREND:  # across checkpoints: refreshed by declarative automation, not reanalysis
                 check(asset, None)
             continue
         for key in keys:

@@ -16,12 +16,13 @@ import os
 import tempfile
 import time
 
+from compute.checkpoints import discover_checkpoints
 from compute.toyworld.world import build_world
-from compute.workers import stop_group
+from compute.processes import stop_group
 from orchestration.app import location
-from orchestration.automation.instance import ANALYSED_BY, materialisation_counts, materialised_at
+from orchestration.automation.instance import ANALYSED_BY, materialisation_counts, materialised_at, run_record
 from orchestration.automation.jobs import assets_of, checkpoint_job
-from orchestration.wiring.names import TABLE
+from orchestration.wiring.io_manager import table_of
 
 
 def bench_demo(checks: bool = False) -> None:
@@ -40,7 +41,7 @@ def _assets_of_tables() -> dict[str, list[str]]:
     """Lake table -> the assets that write it (`base_rollouts` and `rollouts` both write `rollouts`)."""
     out: dict[str, list[str]] = {}
     for spec in location.load().resolve_all_asset_specs():
-        out.setdefault(spec.metadata.get(TABLE) or spec.key.to_user_string(), []).append(spec.key.to_user_string())
+        out.setdefault(table_of(spec.key, spec.metadata), []).append(spec.key.to_user_string())
     return out
 
 
@@ -73,9 +74,8 @@ def bench_sensor(interval_s: int = 5) -> None:
 
     from orchestration.app.live import start_daemon, wait_for
 
-    world = build_world()
-    first, second = sorted((world / "checkpoints").iterdir(), key=lambda p: int(p.name.split("-")[1]))[:2]
-    keys = [f"rl-step-{int(p.name.split('-')[1]):06d}" for p in (first, second)]
+    found = discover_checkpoints(build_world() / "checkpoints")[:2]  # in step order
+    (first, second), keys = [Path(c.uri) for c in found], [c.key for c in found]
     job_assets = assets_of(checkpoint_job, location.load().get_repository_def())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -95,8 +95,7 @@ def bench_sensor(interval_s: int = 5) -> None:
                 done = wait_for(lambda: all(materialised_at(instance, a, keys[1]) for a in ANALYSED_BY)
                                 and max(materialised_at(instance, a, keys[1]) for a in ANALYSED_BY),
                                 timeout=900, what=f"the analysis of {keys[1]}")
-                run = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": keys[1]}))[0]
-                record = instance.get_run_record_by_id(run.run_id)
+                record = run_record(instance, keys[1])
                 after = materialisation_counts(instance, job_assets, keys[0])
         finally:
             stop_group(daemon)

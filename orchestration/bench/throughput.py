@@ -13,6 +13,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
+from compute.checkpoints import discover_checkpoints
 from compute.cross_sampling import SwitchRule, cross_sample
 from compute.decoders import left_pad
 from compute.models import auto_dtype, load_model
@@ -38,7 +39,7 @@ def _throughput(base, rl, prompts, responses, pad_id, params, repeats: int) -> f
 def toy_pair():
     world = build_world()
     base = load_model(world / "base")
-    rl = load_model(sorted((world / "checkpoints").iterdir(), key=lambda p: int(p.name.split("-")[1]))[-1])
+    rl = load_model(discover_checkpoints(world / "checkpoints")[-1].uri)  # the last step
     return base.model, rl.model
 
 

@@ -13,13 +13,18 @@ import dagster as dg
 import polars as pl
 
 from compute import lake
+from compute.lake import checkpoint_partition
 from orchestration.wiring.names import PARTITION, TABLE
 
 
+def table_of(asset_key: dg.AssetKey, metadata: dict) -> str:
+    """The lake table an asset writes: its `lake/table` definition metadata, else its name."""
+    return metadata.get(TABLE) or asset_key.path[-1]
+
+
 def _location(context: dg.OutputContext | dg.InputContext, metadata: dict, partitioned: bool) -> tuple[str, str]:
-    table = metadata.get(TABLE) or context.asset_key.path[-1]
-    partition = f"checkpoint={context.asset_partition_key}" if partitioned else metadata.get(PARTITION, "")
-    return table, partition
+    partition = checkpoint_partition(context.asset_partition_key) if partitioned else metadata.get(PARTITION, "")
+    return table_of(context.asset_key, metadata), partition
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
@@ -38,10 +43,10 @@ class LakeIOManager(dg.ConfigurableIOManager):
         metadata = upstream.definition_metadata or {}
         if context.has_asset_partitions and len(keys := context.asset_partition_keys) > 1:
             # an unpartitioned asset reading every checkpoint: the partitions written so far
-            table = metadata.get(TABLE) or context.asset_key.path[-1]
+            table = table_of(context.asset_key, metadata)
             written = set(lake.list_partitions(self.lake_url, table))
-            parts = [lake.read_partition(self.lake_url, table, f"checkpoint={k}") for k in keys
-                     if f"checkpoint={k}" in written]
+            parts = [lake.read_partition(self.lake_url, table, checkpoint_partition(k)) for k in keys
+                     if checkpoint_partition(k) in written]
             if not parts:
                 raise FileNotFoundError(f"no partition of {table} in {self.lake_url} yet")
             return pl.concat(parts, how="diagonal_relaxed").drop("code_version", strict=False)

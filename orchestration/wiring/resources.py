@@ -55,6 +55,6 @@ def _folder_stamp(path: str) -> str:
 
 
 @lru_cache(maxsize=2)
-def _cached_model(path: str, stamp: tuple) -> LoadedModel:
+def _cached_model(path: str, stamp: str) -> LoadedModel:
     """Base and one RL model stay loaded across the assets of one process; a changed folder reloads."""
     return load_model(path)

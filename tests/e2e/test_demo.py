@@ -13,7 +13,7 @@ import pytest
 
 from compute.paths import REPO_ROOT
 from compute.figures import FIGURES
-from compute.workers import stop_group
+from compute.processes import stop_group
 from orchestration.app import live
 from tests.e2e import browser
 

@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pytest
 
-from compute.workers import stop_group as stop
+from compute.processes import stop_group as stop
 from orchestration.app.live import start_daemon, wait_for
 from orchestration.automation.instance import materialisation_counts, materialised_at
 from tests.conftest import CHECKPOINT_ASSETS

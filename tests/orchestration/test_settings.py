@@ -35,5 +35,22 @@ def test_every_grid_empty_is_one_clear_error(monkeypatch):
 def test_other_empty_variables_still_mean_unset():
     """An empty BASE_MODEL or SHIFTLAKE_SEED is a variable left blank, not a value."""
     s = from_env({"SHIFTLAKE_SEED": "", "BASE_MODEL": "", "SHIFTLAKE_CROSS_EPS_JS": "0.1,inf"})
-    assert s.seed == 1234 and s.base_model == from_env({}).base_model
+    assert s.seed == 1234 and s.base_model == ""
     assert s.cross_eps_js == "0.1,inf"
+    with pytest.raises(ValueError, match=r"^BASE_MODEL is not set: point it at the study's base_model"):
+        s.required("base_model")
+
+
+def test_the_engine_has_no_inputs_and_the_application_points_unset_ones_at_the_toy_world():
+    """The engine knows no toy world: its inputs are empty until set. The application fills each one left
+    unset with the toy world's folder of it, and leaves a set one alone."""
+    from compute.toyworld.world import world_dir
+    from orchestration.app.toy import toy_inputs
+
+    assert from_env({}).base_model == from_env({}).checkpoints_url == from_env({}).problems_url == ""
+    environ = {"CHECKPOINTS_URL": "/runs/grpo"}
+    assert toy_inputs(environ)
+    assert environ == {"CHECKPOINTS_URL": "/runs/grpo", "BASE_MODEL": str(world_dir() / "base"),
+                       "PROBLEMS_URL": str(world_dir() / "problems.jsonl")}
+    assert from_env(environ).required("base_model") == str(world_dir() / "base")
+    assert not toy_inputs(environ)  # nothing left unset

@@ -15,7 +15,7 @@ import pytest
 from compute import lake as lakeio
 from compute import storage
 from compute import lakesql
-from compute.workers import stop_group
+from compute.processes import stop_group
 from infra import s3local
 from tests.conftest import CHECKPOINT_ASSETS, materialise, study_settings
 

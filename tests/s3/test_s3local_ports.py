@@ -8,7 +8,7 @@ from itertools import islice
 
 import pytest
 
-from compute.workers import stop_group
+from compute.processes import stop_group
 from infra import s3local
 
 
