@@ -220,7 +220,10 @@ def cmd_ui(args) -> int:
     from orchestration.app.location import CODE_LOCATION
 
     ensure_dagster_home()
-    argv = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION, *args.dagster_args]
+    passed = [a for a in args.dagster_args if a != "--"]
+    if not {"-h", "--host"} & {a.split("=")[0] for a in passed}:
+        passed = ["-h", "127.0.0.1", *passed]  # this machine only, unless a host is given
+    argv = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION, *passed]
     os.execv(sys.executable, argv)
 
 
@@ -263,15 +266,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
     p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")
     p.set_defaults(func=cmd_check)
-    p = sub.add_parser("ui", help="Dagster webserver and daemon (dagster dev) on this code location")
-    p.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to dagster dev, e.g. -p 3001")
+    p = sub.add_parser("ui", add_help=False, help="Dagster webserver and daemon (dagster dev) on this code location; "
+                       "dagster dev's options pass through, e.g. -p 3001 -h 0.0.0.0 --log-level debug "
+                       "(host 127.0.0.1 unless given; --help: dagster dev's)")
     p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
                                      "demo stage times")
     p.add_argument("--only", default="paired,cross,demo,checks,sensor,s3",
                    help="parts to run (default: paired,cross,demo,checks,sensor,s3)")
     p.set_defaults(func=cmd_bench)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "ui":
+        args.dagster_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command in TOY_DEFAULT:
         from orchestration.app import toy
 

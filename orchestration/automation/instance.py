@@ -36,12 +36,14 @@ def add_partitions(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
     return new
 
 
-def latest(instance: dg.DagsterInstance, asset: str, partition: str | None = None, storage_id: int | None = None):
+def latest(instance: dg.DagsterInstance, asset: str, partition: str | None = None, storage_id: int | None = None,
+           before: int | None = None):
     """The latest materialisation record of an asset (partition; any partition when None), or the one stored
-    under `storage_id`; None when there is none."""
+    under `storage_id`, or the latest stored before the storage id `before`; None when there is none."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition] if partition else None,
-                              storage_ids=[storage_id] if storage_id is not None else None),
+                              storage_ids=[storage_id] if storage_id is not None else None,
+                              before_storage_id=before),
         limit=1).records
     return records[0] if records else None
 

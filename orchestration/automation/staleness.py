@@ -59,6 +59,17 @@ def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partiti
         latest.event_log_entry.asset_materialization.tags.get(DATA_VERSION)
 
 
+def _partition_changed(instance: dg.DagsterInstance, mat_record, dep: str, partition: str) -> bool:
+    """Was partition `partition` of `dep` recomputed to other data since `mat_record` (of an asset that reads
+    every partition) was written? Compares the data version it had then with the one it has now."""
+    now = held.latest(instance, dep, partition)
+    if now is None or now.storage_id < mat_record.storage_id:
+        return False
+    then = held.latest(instance, dep, partition, before=mat_record.storage_id)
+    version = lambda r: r.event_log_entry.asset_materialization.tags.get(DATA_VERSION)  # noqa: E731
+    return then is None or version(then) != version(now)
+
+
 def _content_changed(materialization, found_at: str, model_dir) -> bool:
     """Does the model found at `found_at` hash to another data version than it recorded? `model_dir()` gives
     its Hugging Face folder (merged for verl shards and adapters), asked for only when the listing changed."""
@@ -107,6 +118,13 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
             if changed:
                 why.append("model files changed")
         for dep in deps[asset]:
+            if partition is None and by_key[dep].partitions_def is not None:  # reads every checkpoint's partition
+                for key in keys:
+                    if check(dep, key):
+                        why.append(f"{dep} [{key}] is stale")
+                    elif mat is not None and _partition_changed(instance, record, dep, key):
+                        why.append(f"{dep} [{key}] has new data")
+                continue
             dep_partition = partition if by_key[dep].partitions_def is not None else None
             if check(dep, dep_partition):
                 why.append(f"{dep} is stale")

@@ -39,6 +39,23 @@ def test_nothing_is_stale_after_a_full_analysis(analysed):
     assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
 
 
+def test_rerunning_one_partition_with_identical_data_leaves_nothing_stale(analysed):
+    """A rerun of one checkpoint's `token_shifts` that writes the same data: nothing downstream is stale. The
+    trend (across every checkpoint) used to compare the latest `summaries` of any partition, by time, and
+    reported itself, every report and a partition-less `summaries` stale."""
+    instance, settings, world, keys = analysed
+    before = lakeio.read_partition(settings.lake_url, "token_shifts", f"checkpoint={keys[0]}")
+    assert materialise(settings, instance, ["token_shifts"], keys[0]).success
+    assert lakeio.read_partition(settings.lake_url, "token_shifts", f"checkpoint={keys[0]}").equals(before)
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
+    # and a summaries partition that really changed shows up where it belongs: in the trend, named
+    code_version = {s.key.to_user_string(): s.code_version for s in _specs()}["summaries"]
+    instance.report_runless_asset_event(dg.AssetMaterialization("summaries", partition=keys[0], tags={
+        "dagster/data_version": "something else", "dagster/code_version": code_version}))
+    stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons
+    assert stale[("trend", None)] == [f"summaries [{keys[0]}] has new data"]
+
+
 def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns_only_it(analysed):
     instance, settings, world, keys = analysed
     weights = world / "checkpoints" / "checkpoint-4" / "model.safetensors"
@@ -46,8 +63,12 @@ def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns
     data[-4:] = bytes(b ^ 0x55 for b in data[-4:])  # one float of the last tensor: same size, other content
     weights.write_bytes(bytes(data))
     stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url)
-    assert set(stale.partitions()) == {"rl-step-000004"}
+    # that checkpoint's partitions, and through the trend (which reads its summaries) the other's report
+    assert set(stale.partitions()) == {"rl-step-000004", "rl-step-000002"}
     assert set(stale.partitions()["rl-step-000004"]) == JOB_ASSETS | {"report"}
+    assert stale.partitions()["rl-step-000002"] == ["report"]
+    assert set(stale.reasons[("trend", None)]) == {f"{a} [rl-step-000004] is stale"
+                                                   for a in ("checkpoints", "summaries", "cross_summaries")}
     assert stale.reasons[("checkpoints", "rl-step-000004")] == ["model files changed"]
 
     study = StudyResource.from_settings(settings)
