@@ -16,7 +16,7 @@ from orchestration.wiring.resources import StudyResource
 HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "gap_moved"]
 
 
-@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_samples"))
 def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
                   base_model: pl.DataFrame, checkpoints: pl.DataFrame):
@@ -32,7 +32,7 @@ def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, probl
     yield from checks.output_and_checks("cross_samples", frame)
 
 
-@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("cross_scores"))
 def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl.DataFrame):
     """Verdicts on every cross sample, by the same verifiers as the rollouts' scores."""
@@ -40,7 +40,7 @@ def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl
                                         {"cross_samples": cross_samples})
 
 
-@dg.asset(code_version="1", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions)
 def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
                     base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only."""

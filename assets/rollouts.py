@@ -35,7 +35,7 @@ def base_rollouts(context: dg.AssetExecutionContext, study: StudyResource, probl
     yield from checks.output_and_checks("rollouts", frame)
 
 
-@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("rollouts"))
 def rollouts(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
              checkpoints: pl.DataFrame):

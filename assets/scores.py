@@ -25,7 +25,7 @@ def base_scores(study: StudyResource, problems: pl.DataFrame, base_rollouts: pl.
     yield from checks.output_and_checks("scores", verdicts(study, base_rollouts, problems), {"rollouts": base_rollouts})
 
 
-@dg.asset(code_version="3", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="3", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("scores"))
 def scores(study: StudyResource, problems: pl.DataFrame, rollouts: pl.DataFrame):
     """Verdicts on one RL checkpoint's rollouts."""

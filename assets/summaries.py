@@ -11,7 +11,7 @@ OVERVIEW = ["policy", "accuracy", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p
             "high_js_rl_top1_in_base_top3"]
 
 
-@dg.asset(code_version="1", group_name=names.CHECKPOINT, kinds={"polars"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="1", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions)
 def summaries(context: dg.AssetExecutionContext, token_shifts: pl.DataFrame, scores: pl.DataFrame,
               base_scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles and shares, position profile, reranking and entropy buckets (the

@@ -11,7 +11,7 @@ from orchestration.wiring.partitions import checkpoints_partitions
 from orchestration.wiring.resources import StudyResource
 
 
-@dg.asset(code_version="2", group_name=names.CHECKPOINT, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=checks.specs("token_shifts"))
 def token_shifts(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame,
                  checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame, rollouts: pl.DataFrame):

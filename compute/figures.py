@@ -48,9 +48,11 @@ def _query(name: str, lake_url: str, checkpoint: str | None) -> pl.DataFrame:
     return frame
 
 
-def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list) -> Figure:
+def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoint: str | None) -> Figure:
+    """The PNG and its data; the title names the checkpoint drawn (pages show one partition's figures at a time)."""
     import matplotlib.pyplot as plt
 
+    title = f"{title} ({checkpoint})" if checkpoint else title
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -80,7 +82,7 @@ def js_percentile_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
     ax.set_xlabel("percentile of tokens")
     ax.set_ylabel("JS divergence (nats, log scale)")
     ax.legend(fontsize=7)
-    return _finish("js_percentile_curve", "JS divergence by percentile of tokens", fig, data, [ax])
+    return _finish("js_percentile_curve", "JS divergence by percentile of tokens", fig, data, [ax], checkpoint)
 
 
 def position_profile(lake_url: str, checkpoint: str | None = None) -> Figure:
@@ -95,7 +97,7 @@ def position_profile(lake_url: str, checkpoint: str | None = None) -> Figure:
     right.set_xlabel("relative position in the response")
     right.set_ylabel("share of the top-5%-JS tokens")
     left.legend(fontsize=7)
-    return _finish("position_profile", "Where in the response the shift happens", fig, data, [left, right])
+    return _finish("position_profile", "Where in the response the shift happens", fig, data, [left, right], checkpoint)
 
 
 def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = "rl") -> Figure:
@@ -115,7 +117,7 @@ def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = 
     ax.set_xlabel("JS bucket (nats)")
     ax.set_ylabel("base entropy bucket (nats)")
     fig.colorbar(image, ax=ax, label="share of tokens")
-    return _finish("entropy_js_grid", f"Share of {policy} tokens by base entropy and JS", fig, data, [ax])
+    return _finish("entropy_js_grid", f"Share of {policy} tokens by base entropy and JS", fig, data, [ax], checkpoint)
 
 
 RANK_BUCKETS = {"rank_1": "1", "rank_2": "2", "rank_3": "3", "rank_4_10": "4-10", "rank_gt_10": ">10"}
@@ -141,7 +143,7 @@ def topk_reranking(lake_url: str, checkpoint: str | None = None) -> Figure:
         left.legend(fontsize=7)
     else:
         left.text(0.5, 0.5, "no token with JS > 0.1", ha="center", va="center", transform=left.transAxes)
-    return _finish("topk_reranking", "High-JS tokens: reranked, not invented", fig, data, [left, right])
+    return _finish("topk_reranking", "High-JS tokens: reranked, not invented", fig, data, [left, right], checkpoint)
 
 
 def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
@@ -161,7 +163,7 @@ def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure
         ax.set_ylabel("accuracy")
         ax.set_title(f"{direction} ({'base' if direction == 'forward' else 'RL'} primary)", fontsize=9)
         ax.legend(fontsize=7)
-    return _finish("cross_sampling_curve", "Cross-sampling: which tokens matter", fig, data, axes)
+    return _finish("cross_sampling_curve", "Cross-sampling: which tokens matter", fig, data, axes, checkpoint)
 
 
 def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
@@ -179,7 +181,7 @@ def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
     right.set_ylabel("JS of RL tokens (nats, log scale)")
     left.legend(fontsize=7)
     right.legend(fontsize=7)
-    return _finish("checkpoint_trend", "Across checkpoints", fig, data, [left, right])
+    return _finish("checkpoint_trend", "Across checkpoints", fig, data, [left, right], None)
 
 
 DRILLDOWN_TOP = 20  # highest-JS positions marked per response
@@ -253,7 +255,7 @@ def token_drilldown(lake_url: str, checkpoint: str | None = None) -> Figure:
         plt_axes[0].set_ylabel("JS (nats)")
     html, md = _drilldown_text(data, _base_decoder(lake_url)) if data.height else ("", "")
     figure = _finish("token_drilldown", f"The {DRILLDOWN_TOP} highest-JS positions (orange) of the most-shifted "
-                     "RL responses", fig, data, plt_axes)
+                     "RL responses", fig, data, plt_axes, checkpoint)
     figure.html, figure.markdown = html, md
     return figure
 

@@ -13,7 +13,7 @@ base_job = dg.define_asset_job(
     description="Problems, the base model's row, its rollouts and their scores: computed once.")
 
 checkpoint_job = dg.define_asset_job(
-    "checkpoint_job", selection=dg.AssetSelection.assets(checkpoints) | dg.AssetSelection.groups(names.CHECKPOINT),
+    "checkpoint_job", selection=dg.AssetSelection.assets(checkpoints) | dg.AssetSelection.groups(names.ANALYSIS),
     description="Everything about one RL checkpoint, one partition per run.")
 
 trend_job = dg.define_asset_job(

@@ -39,4 +39,8 @@ def reanalysis_tick(context: dg.ScheduleEvaluationContext, study: StudyResource)
 def reanalysis_schedule(cron: str) -> dg.ScheduleDefinition:
     """The schedule on `cron` (SHIFTLAKE_REANALYSIS_CRON, read by the code location)."""
     return dg.schedule(name="reanalysis_schedule", cron_schedule=cron, job=checkpoint_job,
-                       default_status=dg.DefaultScheduleStatus.RUNNING)(reanalysis_tick)
+                       default_status=dg.DefaultScheduleStatus.RUNNING, description=(
+                           "Finds the stale and missing asset partitions of every checkpoint (other code versions, "
+                           "changed model files, another prompt template, inputs recomputed to other data) and "
+                           "requests one checkpoint_job run per affected partition, for exactly those assets."))(
+        reanalysis_tick)

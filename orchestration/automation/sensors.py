@@ -151,7 +151,11 @@ def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -
 def checkpoint_sensor(interval_s: int) -> dg.SensorDefinition:
     """The sensor, ticking every `interval_s` seconds (SHIFTLAKE_SENSOR_INTERVAL_S, read by the code location)."""
     return dg.sensor(name="checkpoint_sensor", jobs=[base_job, checkpoint_job], minimum_interval_seconds=interval_s,
-                     default_status=dg.DefaultSensorStatus.RUNNING)(checkpoint_tick)
+                     default_status=dg.DefaultSensorStatus.RUNNING, description=(
+                         "Watches CHECKPOINTS_URL: each new checkpoint, once complete (a marker file, or the same "
+                         "files on two ticks), becomes a `checkpoints` partition with one checkpoint_job run; "
+                         "failed runs are retried at once when settings, code or files change, else with backoff. "
+                         "The only way partitions should be added."))(checkpoint_tick)
 
 
 def trend_automation(interval_s: int) -> dg.AutomationConditionSensorDefinition:

@@ -4,4 +4,6 @@ TABLE = "lake/table"  # definition metadata: the lake table an asset writes, whe
 PARTITION = "lake/partition"  # definition metadata: the partition folder of an unpartitioned asset ("" for none)
 LISTING = "listing_fingerprint"  # a model row's: names, sizes and mtimes of the folder's files when it was hashed
 
-INPUTS, BASE, CHECKPOINT, TREND, REPORT = "inputs", "base", "checkpoint", "trend", "report"  # asset groups
+# asset groups: the inputs (problems, the base model's and each checkpoint's row), the base's own tables,
+# each checkpoint's analysis (one partition per checkpoint), the trend across them, the reports
+INPUTS, BASE, ANALYSIS, TREND, REPORT = "inputs", "base", "analysis", "trend", "report"

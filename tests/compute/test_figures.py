@@ -25,6 +25,8 @@ def test_figure_is_a_labelled_png_of_its_query(lake, draw, tmp_path):
     if fig.name == "cross_sampling_curve":
         expected = expected.filter(pl.col("eps").is_finite())
     assert fig.data.equals(expected)
+    # a page shows one partition's figures at a time: each names its checkpoint (the trend spans them all)
+    assert fig.title.endswith(f"({checkpoint})") == (fig.name != "checkpoint_trend"), fig.title
     (tmp_path / f"{fig.name}.png").write_bytes(fig.png)
 
 

@@ -21,6 +21,11 @@ def test_definitions_load_with_every_asset_and_job():
     # on by default: new checkpoints are picked up and stale partitions reanalysed without anyone asking
     for sensor in ("checkpoint_sensor", "trend_automation"):
         assert defs.resolve_sensor_def(sensor).default_status == dg.DefaultSensorStatus.RUNNING
+        assert defs.resolve_sensor_def(sensor).description  # the Automation page says what each one does
+    assert "CHECKPOINTS_URL" in defs.resolve_sensor_def("checkpoint_sensor").description
+    assert "stale" in defs.resolve_schedule_def("reanalysis_schedule").description
+    # the group of each checkpoint's analysis is not also called "checkpoint(s)" like the asset and the partitions
+    assert {s.group_name for s in specs.values()} == {"inputs", "base", "analysis", "trend", "report"}
     schedule = defs.resolve_schedule_def("reanalysis_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.cron_schedule == "0 3 * * *"
     assert specs["trend"].automation_condition is not None and specs["report"].automation_condition is not None
