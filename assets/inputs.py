@@ -85,8 +85,10 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
     folder = study.settings().required("checkpoints_url")
     found = {c.key: c for c in discover_checkpoints(folder)}
     if key not in found:
-        return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is no longer in {folder} "
-                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it")
+        return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is not in {folder} "
+                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it; a "
+                           "partition added by hand with no checkpoint behind it is removed by the checkpoint sensor "
+                           "(partitions are its: one per checkpoint folder)")
     ckpt = found[key]
     if why := not_ready(ckpt):
         raise ValueError(f"checkpoint {key} at {ckpt.uri} cannot be analysed: {why}. If the trainer is still "

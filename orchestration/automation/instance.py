@@ -63,6 +63,11 @@ def materialisation_counts(instance: dg.DagsterInstance, assets: list[str], part
     return counts
 
 
+def materialised(instance: dg.DagsterInstance, asset: str) -> set[str]:
+    """The partitions of `asset` materialised at least once."""
+    return set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+
 def analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     """The keys whose partitions of every `ANALYSED_BY` asset are materialised."""
     done = set(keys)

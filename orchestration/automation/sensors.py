@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from assets.inputs import checkpoints
 from assets.scores import base_scores
 from compute.checkpoints import discover_checkpoints, has_marker, not_ready
 from compute.listing import listing_fingerprint
@@ -51,6 +52,7 @@ class TickPlan:
     waiting: dict[str, str] = field(default_factory=dict)  # key -> why not yet
     failed: dict[str, str] = field(default_factory=dict)  # key -> its last run failed; when it is retried
     deleted: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # partitions with no checkpoint behind them, never analysed
     cursor: dict = field(default_factory=dict)
 
 
@@ -60,9 +62,12 @@ def retry_after_s(attempts: int) -> float:
 
 
 def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], analysed: set[str],
-              last_runs: dict[str, LastRun] | None = None, cause: str = "", now: float = 0.0) -> TickPlan:
+              last_runs: dict[str, LastRun] | None = None, cause: str = "", now: float = 0.0,
+              with_rows: set[str] | None = None) -> TickPlan:
     """What one tick does, from what is on disk, the previous cursor and what Dagster already holds
-    (`last_runs`: each partition's latest run; `cause`: a fingerprint of the settings and code versions)."""
+    (`last_runs`: each partition's latest run; `cause`: a fingerprint of the settings and code versions;
+    `with_rows`: partitions whose `checkpoints` row was ever written). A registered partition that no folder
+    ever backed (not on disk, never requested by the sensor, no row: a key typed into the UI) is removed."""
     seen, last_runs = cursor.get("seen", {}), last_runs or {}
     requested = {k: v if isinstance(v, dict) else {"run_key": v, "attempt": 1, "cause": cause}
                  for k, v in cursor.get("requested", {}).items()}  # cursors of older versions held run keys only
@@ -96,6 +101,8 @@ def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], a
         requested[c.key] = {"run_key": run_key, "attempt": attempt, "cause": cause}
     present = {c.key for c in candidates}
     plan.deleted = sorted(k for k in seen if k not in present)
+    plan.removed = sorted(k for k in registered - present - set(requested) - analysed - (with_rows or set())
+                          if (last_runs.get(k) or LastRun("none")).status != "running")
     plan.cursor = {"seen": {c.key: c.listing for c in candidates}, "requested": requested}
     return plan
 
@@ -124,8 +131,9 @@ def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -
     keys = [c.key for c in candidates]
     done = held.analysed(context.instance, keys)
     plan = plan_tick(candidates, json.loads(context.cursor or "{}"), registered, done,
-                     held.last_runs(context.instance, [k for k in keys if k not in done]),
-                     cause_fingerprint(cfg, context), time.time())
+                     held.last_runs(context.instance, sorted((set(keys) | registered) - done)),
+                     cause_fingerprint(cfg, context), time.time(),
+                     held.materialised(context.instance, checkpoints.key.to_user_string()))
     runs = [dg.RunRequest(run_key=run_key, partition_key=key, job_name=checkpoint_job.name)
             for key, run_key in plan.runs]
     if runs and held.latest(context.instance, base_scores.key.to_user_string()) is None:
@@ -141,6 +149,10 @@ def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -
     if plan.deleted:
         context.log.info(f"checkpoints gone from {cfg.checkpoints_url} (partitions and data kept): {plan.deleted}")
     requests = [checkpoints_partitions.build_add_request(plan.new_partitions)] if plan.new_partitions else []
+    if plan.removed:
+        requests.append(checkpoints_partitions.build_delete_request(plan.removed))
+        context.log.warning(f"removed partitions with no checkpoint under {cfg.checkpoints_url} and no data: "
+                            f"{plan.removed} (partitions are the sensor's: one per checkpoint folder)")
     skip = None if runs or requests else (
         f"no new complete checkpoint under {cfg.checkpoints_url}"
         + (f"; failed, awaiting retry: {', '.join(sorted(plan.failed))}" if plan.failed else ""))

@@ -10,6 +10,7 @@ import pytest
 
 from orchestration.wiring.partitions import checkpoints_partitions
 from orchestration.wiring.resources import StudyResource
+from orchestration.automation.instance import LastRun
 from orchestration.automation.sensors import Candidate, checkpoint_sensor, plan_tick
 
 SENSOR = checkpoint_sensor(interval_s=30)
@@ -95,6 +96,27 @@ def test_renamed_and_deleted_checkpoints(small_world, watched):
         assert result.run_requests == [] and result.dynamic_partitions_requests == []
         assert sorted(instance.get_dynamic_partitions(checkpoints_partitions.name)) == ["rl-my-best-run",
                                                                                         "rl-step-000002"]
+
+
+def test_a_partition_added_by_hand_with_no_checkpoint_behind_it_is_removed(small_world, watched):
+    """The Materialize dialog lets a user add a `checkpoints` partition: a typo becomes a partition whose runs
+    fail. The sensor owns the set: it removes a key no folder ever backed, and keeps one whose folder is gone
+    after the sensor requested it (its data, if any, stays queryable)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(checkpoints_partitions.name, ["rl-step-00002"])  # a typo
+        first = _tick(instance, watched, small_world, None)
+        [removal] = first.dynamic_partitions_requests
+        assert isinstance(removal, dg.DeleteDynamicPartitionsRequest) and removal.partition_keys == ["rl-step-00002"]
+        instance.delete_dynamic_partition(checkpoints_partitions.name, "rl-step-00002")
+        second = _tick(instance, watched, small_world, first.cursor)
+        _apply(instance, second)  # the real one, requested by the sensor
+        shutil.rmtree(watched / "checkpoint-2")
+        third = _tick(instance, watched, small_world, second.cursor)
+        assert third.dynamic_partitions_requests == []
+        assert instance.get_dynamic_partitions(checkpoints_partitions.name) == ["rl-step-000002"]
+    plan = plan_tick([], {}, {"typo", "analysed", "has-row"}, {"analysed"}, with_rows={"has-row"})
+    assert plan.removed == ["typo"]
+    assert plan_tick([], {}, {"typo"}, set(), {"typo": LastRun("running")}).removed == []  # not under a run
 
 
 def test_plan_tick_cursor_round_trip():
