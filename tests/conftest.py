@@ -82,7 +82,11 @@ def materialise(settings: Settings, instance: dg.DagsterInstance, selection: lis
     from orchestration.wiring.io_manager import LakeIOManager
     from orchestration.wiring.resources import StudyResource
 
-    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url), "study": StudyResource.from_settings(settings)}
+    from orchestration.wiring.io_manager import readers_of
+
+    readers = readers_of(spec for a in _assets() for spec in a.specs)
+    resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url, readers=readers),
+                 "study": StudyResource.from_settings(settings)}
     return dg.materialize(_assets(), instance=instance, resources=resources,
                           selection=selection,
                           partition_key=partition_key, raise_on_error=raise_on_error)

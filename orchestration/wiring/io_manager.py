@@ -22,6 +22,20 @@ def table_of(asset_key: dg.AssetKey, metadata: dict) -> str:
     return metadata.get(TABLE) or asset_key.path[-1]
 
 
+RERUN = "rerun"  # metadata: did this write change the partition (and what reads it)
+
+
+def readers_of(specs) -> dict[str, list[str]]:
+    """Asset -> the assets that read it, each marked `[]` when partitioned per checkpoint (from the code
+    location's asset specs; the IO manager names them when a write changes what they read)."""
+    out: dict[str, list[str]] = {}
+    for spec in sorted(specs, key=lambda s: s.key.to_user_string()):
+        for dep in spec.deps:
+            name = spec.key.to_user_string() + (" []" if spec.partitions_def is not None else "")
+            out.setdefault(dep.asset_key.to_user_string(), []).append(name)
+    return out
+
+
 def _location(context: dg.OutputContext | dg.InputContext, metadata: dict, partitioned: bool) -> tuple[str, str]:
     partition = checkpoint_partition(context.asset_partition_key) if partitioned else metadata.get(PARTITION, "")
     return table_of(context.asset_key, metadata), partition
@@ -29,14 +43,32 @@ def _location(context: dg.OutputContext | dg.InputContext, metadata: dict, parti
 
 class LakeIOManager(dg.ConfigurableIOManager):
     lake_url: str
+    readers: dict[str, list[str]] = {}  # `readers_of(the code location's asset specs)`
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         table, partition = _location(context, context.definition_metadata or {}, context.has_asset_partitions)
         version = context.asset_spec.code_version or "unversioned"
         frame = obj.with_columns(pl.lit(version).alias("code_version"))
+        rerun = self._rerun(context, table, partition, obj)
         path = lake.write_partition(self.lake_url, table, partition, frame)
         context.add_output_metadata({"path": dg.MetadataValue.path(path), "dagster/row_count": frame.height,
-                                     "table": table})
+                                     "table": table, RERUN: rerun})
+
+    def _rerun(self, context: dg.OutputContext, table: str, partition: str, frame: pl.DataFrame) -> str:
+        """What this write changes, for the materialisation's metadata: the same rows as the partition it
+        replaces (what reads it stays fresh), or other rows, and which partitions read them."""
+        try:
+            before = lake.read_partition(self.lake_url, table, partition).drop("code_version", strict=False)
+        except FileNotFoundError:
+            return "first write of this partition"
+        if before.equals(frame):
+            return "unchanged: the same rows as before, so what reads them stays fresh"
+        asset = context.asset_key.to_user_string()
+        if asset not in self.readers:
+            return "changed: other rows than before; what reads them is stale until it runs again"
+        where = f"[{context.asset_partition_key}]" if context.has_asset_partitions else "[every checkpoint]"
+        readers = ", ".join(r.replace("[]", where) for r in self.readers[asset])
+        return f"changed: other rows than before; stale until they run again: {readers}"
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         upstream = context.upstream_output

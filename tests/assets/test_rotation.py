@@ -41,6 +41,6 @@ def test_a_rotated_checkpoint_is_reanalysed_from_the_model_store(small_world, tm
         assert not failed.success
         message = str(failed.get_step_failure_events()[0].event_specific_data.error.cause or "")
         message += str(failed.get_step_failure_events()[0].event_specific_data.error.message)
-        assert "no longer in" in message and "model store has no copy" in message
+        assert "is not in" in message and "model store has no copy" in message
         assert pl.Series(lakeio.list_partitions(settings.lake_url, "checkpoints")).to_list() == [
             "checkpoint=base", f"checkpoint={key}"]

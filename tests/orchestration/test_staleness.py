@@ -2,6 +2,7 @@
 metrics code version exactly the metrics assets of every partition; the reanalysis schedule asks for
 those and nothing else, and after its runs nothing is stale."""
 
+import dataclasses
 import datetime as dt
 import shutil
 
@@ -39,6 +40,11 @@ def test_nothing_is_stale_after_a_full_analysis(analysed):
     assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
 
 
+def _rerun_said(instance, asset: str, partition: str) -> str:
+    record = instance.fetch_materializations(dg.AssetRecordsFilter(dg.AssetKey(asset), [partition]), limit=1).records[0]
+    return record.asset_materialization.metadata["rerun"].value
+
+
 def test_rerunning_one_partition_with_identical_data_leaves_nothing_stale(analysed):
     """A rerun of one checkpoint's `token_shifts` that writes the same data: nothing downstream is stale. The
     trend (across every checkpoint) used to compare the latest `summaries` of any partition, by time, and
@@ -48,12 +54,18 @@ def test_rerunning_one_partition_with_identical_data_leaves_nothing_stale(analys
     assert materialise(settings, instance, ["token_shifts"], keys[0]).success
     assert lakeio.read_partition(settings.lake_url, "token_shifts", f"checkpoint={keys[0]}").equals(before)
     assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
+    assert _rerun_said(instance, "token_shifts", keys[0]).startswith("unchanged: the same rows as before")
     # and a summaries partition that really changed shows up where it belongs: in the trend, named
     code_version = {s.key.to_user_string(): s.code_version for s in _specs()}["summaries"]
     instance.report_runless_asset_event(dg.AssetMaterialization("summaries", partition=keys[0], tags={
         "dagster/data_version": "something else", "dagster/code_version": code_version}))
     stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons
     assert stale[("trend", None)] == [f"summaries [{keys[0]}] has new data"]
+    # a rerun that did change its rows says so, and names the partitions that read them
+    other = dataclasses.replace(settings, temperature=0.5)
+    assert materialise(other, instance, ["rollouts"], keys[0]).success
+    assert _rerun_said(instance, "rollouts", keys[0]) == (
+        f"changed: other rows than before; stale until they run again: scores [{keys[0]}], token_shifts [{keys[0]}]")
 
 
 def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns_only_it(analysed):
