@@ -97,7 +97,6 @@ class Settings:
         return CrossGrid(directions, on, random_control, self.cross_divergence_on)
 
 
-
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",
        "problems_url": "PROBLEMS_URL"}
 

@@ -82,9 +82,8 @@ def materialise(settings: Settings, instance: dg.DagsterInstance, selection: lis
     from orchestration.wiring.io_manager import LakeIOManager
     from orchestration.wiring.resources import StudyResource
 
-    from orchestration.wiring.io_manager import readers_of
+    from orchestration.definitions import readers  # the code location's, as its runs use
 
-    readers = readers_of(spec for a in _assets() for spec in a.specs)
     resources = {"io_manager": LakeIOManager(lake_url=settings.lake_url, readers=readers),
                  "study": StudyResource.from_settings(settings)}
     return dg.materialize(_assets(), instance=instance, resources=resources,

@@ -30,7 +30,8 @@ def partitions(instance: dg.DagsterInstance) -> list[str]:
 
 def add_partitions(instance: dg.DagsterInstance, keys: list[str]) -> list[str]:
     """Register the keys not registered yet (the demo; the sensor returns the same as a request); the new ones."""
-    new = [k for k in keys if k not in set(partitions(instance))]
+    registered = set(partitions(instance))
+    new = [k for k in keys if k not in registered]
     if new:
         instance.add_dynamic_partitions(checkpoints_partitions.name, new)
     return new
@@ -72,7 +73,7 @@ def analysed(instance: dg.DagsterInstance, keys: list[str]) -> set[str]:
     """The keys whose partitions of every `ANALYSED_BY` asset are materialised."""
     done = set(keys)
     for asset in ANALYSED_BY:
-        done &= set(instance.get_materialized_partitions(dg.AssetKey(asset)))
+        done &= materialised(instance, asset)
     return done
 
 

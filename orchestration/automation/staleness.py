@@ -8,6 +8,8 @@ An asset partition is stale when
   - it recorded a setting as metadata (one of `configured`, e.g. `prompt_template`) whose value is no longer
     the configured one;
   - an input's latest data version differs from the one it read (the input was recomputed to other data);
+    for an asset across checkpoints (`trend`), each registered partition of a per-checkpoint input is
+    compared with the data version it had when the asset was written;
   - or an input is itself stale.
 Missing partitions are reported too. Unchanged inputs recomputed to the same data version do not make
 anything stale, which is what lets a reanalysis touch exactly the affected partitions.
@@ -45,6 +47,10 @@ class Staleness:
         return out
 
 
+def _data_version(record) -> str | None:
+    return record.event_log_entry.asset_materialization.tags.get(DATA_VERSION)
+
+
 def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partition: str | None, pointer: int) -> bool:
     """Was the dependency recomputed to other data since the materialisation `mat_record` read it?"""
     latest = held.latest(instance, dep, dep_partition)
@@ -55,8 +61,7 @@ def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partiti
         # a dependency the asset does not load (`deps=`) gets a pointer to the asset's latest event of any
         # partition: fall back to time order
         return latest.timestamp > mat_record.timestamp
-    return read.event_log_entry.asset_materialization.tags.get(DATA_VERSION) != \
-        latest.event_log_entry.asset_materialization.tags.get(DATA_VERSION)
+    return _data_version(read) != _data_version(latest)
 
 
 def _partition_changed(instance: dg.DagsterInstance, mat_record, dep: str, partition: str) -> bool:
@@ -66,8 +71,7 @@ def _partition_changed(instance: dg.DagsterInstance, mat_record, dep: str, parti
     if now is None or now.storage_id < mat_record.storage_id:
         return False
     then = held.latest(instance, dep, partition, before=mat_record.storage_id)
-    version = lambda r: r.event_log_entry.asset_materialization.tags.get(DATA_VERSION)  # noqa: E731
-    return then is None or version(then) != version(now)
+    return then is None or _data_version(then) != _data_version(now)
 
 
 def _content_changed(materialization, found_at: str, model_dir) -> bool:
