@@ -11,6 +11,7 @@ from assets.summaries import summaries
 from assets.trend import trend
 from compute import report as reports
 from orchestration.wiring import names
+from orchestration.wiring.conditions import EAGER
 from orchestration.wiring.partitions import checkpoints_partitions
 
 
@@ -29,8 +30,8 @@ def figure_metadata(drawn: list) -> dict:
     return out
 
 
-REFRESH = (dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()).with_label(
-    "eager: whenever the checkpoint's summaries or the trend change")
+REFRESH = (EAGER | dg.AutomationCondition.code_version_changed()).with_label(
+    "eager: whenever the data of the checkpoint's summaries or of the trend change")
 
 
 @dg.asset(code_version="1", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,

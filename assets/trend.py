@@ -5,9 +5,11 @@ import polars as pl
 
 from compute.summaries import markdown_table, trend_table
 from orchestration.wiring import names
+from orchestration.wiring.conditions import EAGER
 
-ALLOW_MISSING = (dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
-                 | dg.AutomationCondition.code_version_changed()).with_label("eager, also with checkpoints pending")
+ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
+                 | dg.AutomationCondition.code_version_changed()).with_label(
+    "eager on data changes, also with checkpoints pending")
 
 
 @dg.asset(code_version="1", group_name=names.TREND, kinds={"polars"}, automation_condition=ALLOW_MISSING)

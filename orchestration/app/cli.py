@@ -101,7 +101,7 @@ def _reporting_failures(command: str, action) -> int:
     import time
     import traceback
 
-    from orchestration.app.demo import StudyFailed, log_dir
+    from orchestration.app.launch import StudyFailed, log_dir
 
     try:
         action()
@@ -150,7 +150,7 @@ def cmd_study(args) -> int:
     print(f"\nanalysing {len(plan.ready)} checkpoint(s); `make ui` (or `shiftlake ui`) watches for new ones\n")
     from orchestration.app.demo import run_demo
 
-    return _reporting_failures("study", run_demo)
+    return _reporting_failures("study", lambda: run_demo(by="study"))
 
 
 def cmd_status(args) -> int:

@@ -46,18 +46,24 @@ def start_webserver(env: dict[str, str], port: int, log_file: Path | None = None
                     timeout: float = 120.0) -> subprocess.Popen:
     """`dagster-webserver` alone on the code location (no daemon), in its own process group; returns once it
     answers on http://127.0.0.1:`port`; inputs left unset in `env` are the toy world's."""
-    import urllib.request
-
     env = dict(env)
     toy.toy_inputs(env)
     cmd = [str(Path(sys.executable).parent / "dagster-webserver"), "-m", CODE_LOCATION, "-h", "127.0.0.1",
            "-p", str(port)]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_answering(process, port, log_file, timeout)
+    return process
+
+
+def wait_answering(process: subprocess.Popen, port: int, log_file: Path | None, timeout: float) -> None:
+    """Return once the Dagster webserver `process` started answers on http://127.0.0.1:`port`; if it exits or
+    does not answer within `timeout` s, stop its process group and raise."""
+    import urllib.request
 
     def answers() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"dagster-webserver exited with {process.returncode} (log: {log_file})")
+            raise RuntimeError(f"the Dagster webserver exited with {process.returncode} (log: {log_file})")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as r:
                 return r.status == 200
@@ -65,11 +71,10 @@ def start_webserver(env: dict[str, str], port: int, log_file: Path | None = None
             return False
 
     try:
-        wait_for(answers, timeout, every=0.5, what=f"dagster-webserver answering on port {port}")
+        wait_for(answers, timeout, every=0.5, what=f"the Dagster webserver answering on port {port}")
     except BaseException:
         stop(process)
         raise
-    return process
 
 
 def wait_for(condition: Callable[[], object], timeout: float, every: float = 1.0, what: str = "condition"):

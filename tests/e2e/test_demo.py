@@ -3,6 +3,7 @@ the summary and the reports' paths printed, one successful materialisation per a
 the event log; then the Dagster UI on that instance and the HTML report, both in headless Chromium."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -128,3 +129,90 @@ def test_the_html_report_renders_its_seven_sections(demo):
         assert marks.count() > 0 and marks.first.get_attribute("title").startswith("JS ")
         assert drill.locator("table").count() == 3  # one per response
         page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
+
+
+def _ui(env: dict, root: Path, port: int) -> subprocess.Popen:
+    """`shiftlake ui -p PORT -h 127.0.0.1` (webserver and daemon) on `env`'s instance, answering."""
+    log = open(root / "ui.log", "ab")
+    ui = subprocess.Popen([sys.executable, "-m", "orchestration.app.cli", "ui", "-p", str(port), "-h", "127.0.0.1"],
+                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    live.wait_answering(ui, port, root / "ui.log", timeout=240)
+    return ui
+
+
+def _timeline_rows(page, base: str) -> str:
+    page.goto(f"{base}/overview/activity/timeline")
+    page.get_by_text("checkpoint_job").first.wait_for(timeout=60_000)
+    return page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
+
+
+def test_materialising_one_checkpoint_from_the_asset_page(demo, tmp_path):
+    """The researcher's path in the UI, on a copy of the demo's instance and lake: the Overview shows the demo's
+    runs under their jobs; Catalog -> scores -> Materialize -> one checkpoint -> Launch runs it to success with
+    both checks, rewrites only that checkpoint's file, and the run shows in the Overview and the run history."""
+    root, env, _ = demo
+    shutil.copytree(root / "dagster", tmp_path / "dagster")
+    shutil.copytree(root / "lake", tmp_path / "lake", symlinks=True)
+    env = {**env, "DAGSTER_HOME": str(tmp_path / "dagster"), "LAKE_URL": str(tmp_path / "lake"),
+           "SHIFTLAKE_SENSOR_INTERVAL_S": "5"}
+    files = {k: tmp_path / "lake" / "scores" / f"checkpoint={k}" / "data.parquet" for k in KEYS}
+    before = {k: f.stat().st_mtime_ns for k, f in files.items()}
+    shots = SCREENSHOTS / "materialize"
+    shots.mkdir(parents=True, exist_ok=True)
+    port, key = _free_port(), KEYS[0]
+    base = f"http://127.0.0.1:{port}"
+    ui = _ui(env, tmp_path, port)
+    try:
+        with browser.page() as page:
+            timeline = _timeline_rows(page, base)
+            for job in ("base_job", "checkpoint_job", "trend_job", "report_job"):  # the demo's runs, by job
+                assert job in timeline, job
+            assert "No runs" not in timeline
+            page.screenshot(path=str(shots / "1-overview-after-demo.png"))
+
+            page.goto(f"{base}/assets/scores")
+            page.get_by_role("button", name="Materialize…").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text("Select a partition or create one").click()
+            page.screenshot(path=str(shots / "2-materialize-dialog.png"))
+            page.get_by_text(key, exact=True).locator("visible=true").first.click()
+            page.keyboard.press("Escape")
+            page.screenshot(path=str(shots / "3-one-partition-picked.png"))
+            dialog.get_by_role("button", name="Launch 1 run").click()
+            page.get_by_text("Launched run").wait_for(timeout=30_000)
+            page.screenshot(path=str(shots / "4-launched.png"))
+
+            os.environ["DAGSTER_HOME"], saved = env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
+            try:
+                with dg.DagsterInstance.get() as instance:
+                    def ended():
+                        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_ui": "true"}))
+                        return runs[0] if runs and runs[0].is_finished else None
+
+                    run = live.wait_for(ended, timeout=300, every=2, what="the run launched from the UI ending")
+                    checks = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+            finally:
+                if saved is None:
+                    os.environ.pop("DAGSTER_HOME")
+                else:
+                    os.environ["DAGSTER_HOME"] = saved
+            assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
+            assert run.tags["dagster/partition"] == key and run.asset_selection == {dg.AssetKey("scores")}
+            assert sorted(c.dagster_event.event_specific_data.check_name for c in checks) == ["gx_suite", "invariants"]
+            assert all(c.dagster_event.event_specific_data.passed for c in checks)
+
+            page.goto(f"{base}/runs/{run.run_id}")
+            page.get_by_text("invariants").first.wait_for(timeout=60_000)
+            page.screenshot(path=str(shots / "5-run-log.png"))
+            page.goto(f"{base}/runs")
+            page.get_by_text(run.run_id[:8]).first.wait_for(timeout=60_000)  # in the run history
+            timeline = _timeline_rows(page, base)
+            assert "Jobless asset materializations" in timeline  # Dagster's row for runs from an asset page
+            page.screenshot(path=str(shots / "6-overview-after-launch.png"))
+    finally:
+        stop_group(ui)
+    after = {k: f.stat().st_mtime_ns for k, f in files.items()}
+    assert after[key] != before[key]  # that checkpoint's file was written again
+    assert {k: v for k, v in after.items() if k != key} == {k: v for k, v in before.items() if k != key}
+    print(f"screenshots of each step: {shots}")
