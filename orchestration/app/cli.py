@@ -101,7 +101,7 @@ def _reporting_failures(command: str, action) -> int:
     import time
     import traceback
 
-    from orchestration.app.launch import StudyFailed, log_dir
+    from orchestration.app.runs import StudyFailed, log_dir
 
     try:
         action()

@@ -1,6 +1,6 @@
 """The demo and `shiftlake study`: build the toy world if it is the input, register the checkpoints as
-partitions, then run the code location's jobs on the persistent Dagster instance, launched as the UI and the
-sensor launch them (`launch`): `base_job` once, `checkpoint_job` for every checkpoint, `trend_job`, and
+partitions, then run the code location's jobs on the persistent Dagster instance, recorded as the UI and the
+sensor record their runs (`runs`): `base_job` once, `checkpoint_job` for every checkpoint, `trend_job`, and
 `report_job` for every checkpoint; then summarise. A failed run is one message, its stacks in a file."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from compute.lake import checkpoint_partition, list_partitions
 from compute.paths import REPO_ROOT, dagster_home
 from compute.report import report_path
 from compute.settings import from_env
-from orchestration.app import launch, location, toy
+from orchestration.app import location, runs, toy
 from orchestration.automation import instance as held
 from orchestration.automation.jobs import base_job, checkpoint_job, report_job, trend_job
 
@@ -47,21 +47,20 @@ def rotated_away(instance: dg.DagsterInstance, lake_url: str, present: list[str]
     return [k for k in held.partitions(instance) if k not in present and checkpoint_partition(k) in in_lake]
 
 
-def _run(launcher: launch.Launcher, job, keys: list[str | None], timings: dict[str, float], log) -> None:
-    """Run `job` once per key (None: unpartitioned), one run at a time (two at once on two cores took 1.4x as
-    long: each run's torch takes every core); add each asset step's seconds to `timings`. A failed run raises
-    `StudyFailed` with its cause once, the full stacks going to a file."""
+def _run(runner: runs.Runner, job, keys: list[str | None], timings: dict[str, float], log) -> None:
+    """Run `job` once per key (None: unpartitioned); add each asset step's seconds to `timings`. A failed run
+    raises `StudyFailed` with its cause once, the full stacks going to a file."""
     for key in keys:
         t = time.perf_counter()
-        run = launcher.run(job.name, key)
-        for step, seconds in launcher.step_seconds(run.run_id).items():
+        run = runner.run(job.name, key)
+        for step, seconds in runner.step_seconds(run.run_id).items():
             timings[f"asset {step}"] = timings.get(f"asset {step}", 0.0) + seconds
         log(f"{job.name}{f'[{key}]' if key else ''}: {time.perf_counter() - t:.1f} s (run {run.run_id[:8]})")
 
 
 def run_demo(log=print, by: str = "demo") -> dict[str, float]:
-    """Run the whole study on the configured models (the toy world by default): the code location's jobs,
-    launched as the UI launches them (`by` tags the runs); returns seconds per stage."""
+    """Run the whole study on the configured models (the toy world by default): runs of the code location's
+    jobs, recorded as the UI records its runs (`by` tags them); returns seconds per stage."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if toy.toy_inputs(build=True, log=log):
@@ -74,14 +73,14 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
         keys = sorted(keys + rotated_away(instance, settings.lake_url, keys))
         if not keys:
             raise FileNotFoundError(f"no checkpoints under {settings.checkpoints_url}")
-        # the code server reads the environment when it starts: after the toy world's inputs are set
-        with launch.code_location(instance, by) as launcher:
-            log(f"runs launched on the code location {location.CODE_LOCATION} (the UI shows them under their "
-                f"jobs); their output: {launcher.output}")
-            _run(launcher, base_job, [None], timings, log)
-            _run(launcher, checkpoint_job, keys, timings, log)
-            _run(launcher, trend_job, [None], timings, log)
-            _run(launcher, report_job, keys, timings, log)
+        # the code location reads the environment when it loads: after the toy world's inputs are set
+        with runs.code_location(instance, by) as runner:
+            log(f"runs of the jobs of the code location {location.CODE_LOCATION} (the UI shows them under their "
+                f"jobs); their console output: {runner.output}")
+            _run(runner, base_job, [None], timings, log)
+            _run(runner, checkpoint_job, keys, timings, log)
+            _run(runner, trend_job, [None], timings, log)
+            _run(runner, report_job, keys, timings, log)
     timings["total"] = time.perf_counter() - t0
     log("")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))

@@ -17,6 +17,7 @@ from compute.figures import FIGURES
 from compute.processes import stop_group
 from orchestration.app import live
 from tests.e2e import browser
+from tests.procs import descendants, processes
 
 KEYS = ("rl-step-000002", "rl-step-000004")
 SCREENSHOTS = Path(os.environ.get("SHIFTLAKE_SCREENSHOTS") or REPO_ROOT / ".shiftlake" / "screenshots")
@@ -201,6 +202,15 @@ def test_materialising_one_checkpoint_from_the_asset_page(demo, tmp_path):
             assert run.tags["dagster/partition"] == key and run.asset_selection == {dg.AssetKey("scores")}
             assert sorted(c.dagster_event.event_specific_data.check_name for c in checks) == ["gx_suite", "invariants"]
             assert all(c.dagster_event.event_specific_data.passed for c in checks)
+
+            # every process the run started ended with it: what stays under the code server is Dagster's
+            # resource tracker (the server's own: it starts one the first time it launches a run)
+            servers = live.wait_for(lambda: {p for p, c in descendants(ui.pid).items() if " api grpc" in c},
+                                    timeout=30, what="the code server")
+            under = lambda: {p: c for s in servers for p, c in descendants(s).items()}  # noqa: E731
+            live.wait_for(lambda: all("resource_tracker" in c for c in under().values()), timeout=60,
+                          what=f"the run's processes ending (left: {under()})")
+            assert all(processes()[p][0] in servers for p in under())
 
             page.goto(f"{base}/runs/{run.run_id}")
             page.get_by_text("invariants").first.wait_for(timeout=60_000)

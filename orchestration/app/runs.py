@@ -1,10 +1,12 @@
-"""Runs of the code location's jobs, launched the way the UI and the sensor launch them: a code server for
-`-m orchestration.definitions` (the one `dagster dev` starts) and the instance's run launcher, each run in a
-process of its own. Every run is recorded with its job and its code location, so the UI's Overview, job pages
-and run history show the demo's and the study's runs beside the sensor's and the UI's.
+"""Runs of the code location's jobs, recorded as the UI and the sensor record theirs: each run is created from
+the code location `orchestration.definitions` (its job, its execution plan, its origin, as `dagster job launch`
+creates one), so the UI's Overview, job pages and run history show the demo's and the study's runs under
+their jobs beside the sensor's and the UI's. They execute here, one after another, in this process: what the
+first run imports and warms (torch, transformers, the verifier) serves the next; launched through the run
+launcher instead, each in a fresh process, the toy-world demo took 299 s instead of 171 s.
 
-The code server's and the runs' own output goes to a file; the event log, which the UI shows, holds the rest.
-A failed run is one message (`StudyFailed`): the first failed step's own error, its stacks in a file.
+The runs' own console output goes to a file; the event log, which the UI shows, holds the rest. A failed
+run is one message (`StudyFailed`): the first failed step's own error, its stacks in a file.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._cli.job import _create_run
+from dagster._core.execution.api import execute_run
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import ModuleTarget
-from dagster.version import __version__ as dagster_version
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.error import serializable_error_info_from_exc_info
 
 from compute.paths import REPO_ROOT, dagster_home
 from orchestration.app.location import CODE_LOCATION
@@ -43,61 +46,46 @@ def log_dir() -> Path:
 
 @contextlib.contextmanager
 def _output_to(path: Path) -> Iterator[None]:
-    """File descriptors 1 and 2 point at `path` inside the block (for the processes started there and their
-    children), and back after it."""
+    """Inside the block, what is written to stdout and stderr goes to `path`: through `sys.stdout` and
+    `sys.stderr` (Dagster's console logger, progress bars) and through file descriptors 1 and 2 (native code,
+    child processes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as f:
+    with open(path, "a", buffering=1) as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        try:
+            yield
+        finally:
+            f.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
-class Launcher:
-    """Launch runs of the code location's jobs on `instance` and wait for them; see `code_location()`."""
+class Runner:
+    """Create runs of the code location's jobs on `instance` and execute them; see `code_location()`."""
 
-    def __init__(self, instance: dg.DagsterInstance, workspace, by: str, output: Path):
-        self.instance, self.workspace, self.by, self.output = instance, workspace, by, output
-        self.location = workspace.get_code_location(CODE_LOCATION)
-        (self.repo,) = self.location.get_repositories().values()
+    def __init__(self, instance: dg.DagsterInstance, location, by: str, output: Path):
+        self.instance, self.location, self.by, self.output = instance, location, by, output
+        (self.repo,) = location.get_repositories().values()
 
-    def launch(self, job_name: str, partition_key: str | None = None) -> str:
-        """Create a run of `job_name` (for one partition) as `dagster job launch` does, and launch it; its id."""
+    def run(self, job_name: str, partition_key: str | None = None) -> dg.DagsterRun:
+        """Create a run of `job_name` (for one partition) as `dagster job launch` does, execute it here and
+        return it finished. A failed run raises `StudyFailed`."""
         tags = {LAUNCHED_BY: self.by} | ({PARTITION_NAME_TAG: partition_key} if partition_key else {})
         run = _create_run(instance=self.instance, code_location=self.location, remote_repo=self.repo,
                           remote_job=self.repo.get_full_job(job_name), run_config={}, tags=tags, op_selection=None,
                           run_id=None)
-        self.instance.launch_run(run.run_id, self.workspace)
-        return run.run_id
-
-    def wait(self, run_ids: list[str], every: float = 0.5) -> list[dg.DagsterRun]:
-        """Wait for the runs to end; the finished runs. A failed one raises `StudyFailed`; an interrupted wait
-        terminates the runs still going."""
-        try:
-            while not all((runs := [self.instance.get_run_by_id(r) for r in run_ids])[i].is_finished
-                          for i in range(len(run_ids))):
-                time.sleep(every)
-        except BaseException:
-            for run_id in run_ids:
-                if not self.instance.get_run_by_id(run_id).is_finished:
-                    self.instance.run_launcher.terminate(run_id)
-            raise
-        for run in runs:
-            if run.status != dg.DagsterRunStatus.SUCCESS:
-                raise failure(self.instance, run, self.output)
-        return runs
-
-    def run(self, job_name: str, partition_key: str | None = None) -> dg.DagsterRun:
-        """Launch one run and wait for it."""
-        return self.wait([self.launch(job_name, partition_key)])[0]
+        with _output_to(self.output):
+            execute_run(self.location.get_reconstructable_job(self.repo.name, job_name), run, self.instance)
+        run = self.instance.get_run_by_id(run.run_id)
+        if run.status != dg.DagsterRunStatus.SUCCESS:
+            raise failure(self.instance, run, self.output)
+        return run
 
     def step_seconds(self, run_id: str) -> dict[str, float]:
         """Seconds each step of a finished run took, by step (asset) name."""
@@ -106,21 +94,22 @@ class Launcher:
 
 
 @contextlib.contextmanager
-def code_location(instance: dg.DagsterInstance, by: str) -> Iterator[Launcher]:
-    """A code server for the code location (started here, from the current environment, stopped on leaving)
-    and a `Launcher` for its jobs; its output and the runs' goes to a file under DAGSTER_HOME. A location
-    that does not load raises `StudyFailed` with its error."""
+def code_location(instance: dg.DagsterInstance, by: str) -> Iterator[Runner]:
+    """The code location, loaded here from the current environment, and a `Runner` for its jobs whose runs
+    are tagged `by`; their console output goes to a file under DAGSTER_HOME. A location that does not load
+    raises `StudyFailed` with its error."""
     output = dagster_home() / "logs" / f"{by}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with _output_to(output):  # the server is started inside; its children inherit its output
-        context = WorkspaceProcessContext(instance, ModuleTarget(CODE_LOCATION, None, str(REPO_ROOT), None),
-                                          version=dagster_version, read_only=False, code_server_log_level="WARNING")
-    with context:
-        workspace = context.create_request_context()
-        error = workspace.get_code_location_error(CODE_LOCATION)
-        if error is not None:
-            raise StudyFailed(f"the code location {CODE_LOCATION} did not load: {_cause(error)}",
-                              _write_log(f"{by}-location", error.to_string()))
-        yield Launcher(instance, workspace, by, output)
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=CODE_LOCATION,
+                             working_directory=str(REPO_ROOT)), location_name=CODE_LOCATION)
+    try:
+        location = origin.create_location(instance)
+    except Exception:  # the definitions module raised while loading
+        error = serializable_error_info_from_exc_info(sys.exc_info())
+        raise StudyFailed(f"the code location {CODE_LOCATION} did not load: {_cause(error)}",
+                          _write_log(f"{by}-location-{int(time.time())}", error.to_string())) from None
+    with location:
+        yield Runner(instance, location, by, output)
 
 
 def _cause(error) -> str:

@@ -1,0 +1,48 @@
+"""The demo's and the study's runs: created from the code location as the UI creates its runs (so they show
+under their jobs), executed in this process, their step timings read back; every process a run starts (the
+verifier's workers) ends with it."""
+
+import os
+import sys
+
+import dagster as dg
+import pytest
+
+from orchestration.app import runs
+from orchestration.app.location import CODE_LOCATION
+from orchestration.app.demo import ensure_dagster_home
+from orchestration.automation.jobs import base_job
+from tests.procs import descendants
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_run_is_recorded_under_its_job_and_leaves_no_process_behind(small_world, tmp_path, monkeypatch):
+    for var, value in {"DAGSTER_HOME": tmp_path / "dagster", "LAKE_URL": tmp_path / "lake",
+                       "BASE_MODEL": small_world / "base", "CHECKPOINTS_URL": small_world / "checkpoints",
+                       "PROBLEMS_URL": small_world / "problems.jsonl"}.items():
+        monkeypatch.setenv(var, str(value))
+    ensure_dagster_home()
+    before = descendants(os.getpid())
+    with dg.DagsterInstance.get() as instance, runs.code_location(instance, "test") as runner:
+        run = runner.run(base_job.name)  # scores its rollouts in verifier worker processes
+        assert run.job_name == base_job.name and run.tags[runs.LAUNCHED_BY] == "test"
+        origin = run.remote_job_origin.repository_origin
+        assert (origin.code_location_origin.location_name, origin.repository_name) == (
+            "orchestration.definitions", "__repository__")  # what the UI groups runs by
+        assert set(runner.step_seconds(run.run_id)) >= {"base_rollouts", "base_scores"}
+        assert descendants(os.getpid()) == before
+        assert runner.output.read_text().count("STEP_SUCCESS") >= 4  # the run's console output, in its file
+
+
+def test_a_code_location_that_does_not_load_is_one_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    monkeypatch.setenv("SHIFTLAKE_SENSOR_INTERVAL_S", "often")  # read by the location when it loads
+    monkeypatch.delitem(sys.modules, CODE_LOCATION, raising=False)  # loaded again, as in a fresh process
+    ensure_dagster_home()
+    with dg.DagsterInstance.get() as instance, pytest.raises(runs.StudyFailed) as failed:
+        with runs.code_location(instance, "test"):
+            pass
+    assert str(failed.value).startswith("the code location orchestration.definitions did not load: ")
+    assert "SHIFTLAKE_SENSOR_INTERVAL_S" in str(failed.value)
+    assert "in from_env" in failed.value.log.read_text()  # the stack, for whoever needs it
