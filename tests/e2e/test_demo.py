@@ -142,9 +142,11 @@ def _ui(env: dict, root: Path, port: int) -> subprocess.Popen:
     return ui
 
 
-def _timeline_rows(page, base: str) -> str:
+def _timeline_rows(page, base: str, rows: tuple[str, ...]) -> str:
+    """The Overview timeline's text once each of `rows` is drawn (its rows arrive as their runs load)."""
     page.goto(f"{base}/overview/activity/timeline")
-    page.get_by_text("checkpoint_job").first.wait_for(timeout=60_000)
+    for row in rows:
+        page.get_by_text(row, exact=True).first.wait_for(timeout=90_000)
     return page.inner_text("main") if page.locator("main").count() else page.inner_text("body")
 
 
@@ -166,9 +168,8 @@ def test_materialising_one_checkpoint_from_the_asset_page(demo, tmp_path):
     ui = _ui(env, tmp_path, port)
     try:
         with browser.page() as page:
-            timeline = _timeline_rows(page, base)
-            for job in ("base_job", "checkpoint_job", "trend_job", "report_job"):  # the demo's runs, by job
-                assert job in timeline, job
+            jobs = ("base_job", "checkpoint_job", "trend_job", "report_job")  # the demo's runs, by job
+            timeline = _timeline_rows(page, base, jobs)
             assert "No runs" not in timeline
             page.screenshot(path=str(shots / "1-overview-after-demo.png"))
 
@@ -217,8 +218,8 @@ def test_materialising_one_checkpoint_from_the_asset_page(demo, tmp_path):
             page.screenshot(path=str(shots / "5-run-log.png"))
             page.goto(f"{base}/runs")
             page.get_by_text(run.run_id[:8]).first.wait_for(timeout=60_000)  # in the run history
-            timeline = _timeline_rows(page, base)
-            assert "Jobless asset materializations" in timeline  # Dagster's row for runs from an asset page
+            # Dagster's row for runs from an asset page, beside the jobs' rows
+            _timeline_rows(page, base, ("Jobless asset materializations", *jobs))
             page.screenshot(path=str(shots / "6-overview-after-launch.png"))
     finally:
         stop_group(ui)
