@@ -129,7 +129,7 @@ def _write_log(name: str, text: str) -> Path:
 
 def failure(instance: dg.DagsterInstance, run: dg.DagsterRun, output: Path) -> StudyFailed:
     """The first failed step's own error, once, and every failed step's full stack in a file (or, when the run
-    failed outside its steps, the run's own error and the path of the code server's output)."""
+    failed outside its steps, the run's own error and the path of the runs' console output)."""
     partition = run.tags.get(PARTITION_NAME_TAG)
     where = f"{run.job_name}{f'[{partition}]' if partition else ''}"
     failures = [r.dagster_event for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
@@ -146,4 +146,4 @@ def failure(instance: dg.DagsterInstance, run: dg.DagsterRun, output: Path) -> S
     text = "\n\n".join([r.message or "" for r in events] + [e.to_string() for e in errors])
     why = _cause(errors[0]) if errors else f"run {run.status.value.lower()}"
     return StudyFailed(f"{where} failed (run {run.run_id[:8]}): {why}",
-                       _write_log(run.run_id, f"{text}\n\ncode server and run output: {output}"))
+                       _write_log(run.run_id, f"{text}\n\nthe runs' console output: {output}"))
