@@ -50,23 +50,16 @@ def test_demo_runs_every_asset_and_prints_the_summary(demo):
     assert reports == [str(root / "lake" / "reports" / f"checkpoint={k}" / "report.html") for k in KEYS]
     assert all(Path(r).stat().st_size > 50_000 for r in reports)
 
-    os.environ["DAGSTER_HOME"], saved = env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
-    try:
-        with dg.DagsterInstance.get() as instance:
-            for asset in ("rollouts", "token_shifts", "summaries", "report"):
-                records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
-                assert sorted(r.partition_key for r in records) == list(KEYS), asset
-            assert len(instance.fetch_materializations(dg.AssetKey("base_rollouts"), limit=10).records) == 1
-            # figures are drawn once, by the report: all seven on its page, none on the tables' own
-            for asset in ("summaries", "trend", "report"):
-                record = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0]
-                drawn = {k for k in record.asset_materialization.metadata if k.startswith("figure")}
-                assert drawn == ({f"figure: {f}" for f in FIGURE_NAMES} if asset == "report" else set()), asset
-    finally:
-        if saved is None:
-            os.environ.pop("DAGSTER_HOME")
-        else:
-            os.environ["DAGSTER_HOME"] = saved
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        for asset in ("rollouts", "token_shifts", "summaries", "report"):
+            records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
+            assert sorted(r.partition_key for r in records) == list(KEYS), asset
+        assert len(instance.fetch_materializations(dg.AssetKey("base_rollouts"), limit=10).records) == 1
+        # figures are drawn once, by the report: all seven on its page, none on the tables' own
+        for asset in ("summaries", "trend", "report"):
+            record = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0]
+            drawn = {k for k in record.asset_materialization.metadata if k.startswith("figure")}
+            assert drawn == ({f"figure: {f}" for f in FIGURE_NAMES} if asset == "report" else set()), asset
 
 
 def _free_port() -> int:
@@ -185,20 +178,13 @@ def test_materialising_one_checkpoint_from_the_asset_page(demo, tmp_path):
             page.get_by_text("Launched run").wait_for(timeout=30_000)
             page.screenshot(path=str(shots / "4-launched.png"))
 
-            os.environ["DAGSTER_HOME"], saved = env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
-            try:
-                with dg.DagsterInstance.get() as instance:
-                    def ended():
-                        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_ui": "true"}))
-                        return runs[0] if runs and runs[0].is_finished else None
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                def ended():
+                    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/from_ui": "true"}))
+                    return runs[0] if runs and runs[0].is_finished else None
 
-                    run = live.wait_for(ended, timeout=300, every=2, what="the run launched from the UI ending")
-                    checks = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-            finally:
-                if saved is None:
-                    os.environ.pop("DAGSTER_HOME")
-                else:
-                    os.environ["DAGSTER_HOME"] = saved
+                run = live.wait_for(ended, timeout=300, every=2, what="the run launched from the UI ending")
+                checks = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
             assert run.status == dg.DagsterRunStatus.SUCCESS, run.status
             assert run.tags["dagster/partition"] == key and run.asset_selection == {dg.AssetKey("scores")}
             assert sorted(c.dagster_event.event_specific_data.check_name for c in checks) == ["gx_suite", "invariants"]
