@@ -57,11 +57,13 @@ def _dep_changed(instance: dg.DagsterInstance, mat_record, dep: str, dep_partiti
     if latest is None or latest.storage_id == pointer:
         return False
     read = held.latest(instance, dep, None, pointer)
-    if read is None or read.partition_key != dep_partition:
-        # a dependency the asset does not load (`deps=`) gets a pointer to the asset's latest event of any
-        # partition: fall back to time order
-        return latest.timestamp > mat_record.timestamp
-    return _data_version(read) != _data_version(latest)
+    if read is not None and read.partition_key == dep_partition:
+        return _data_version(read) != _data_version(latest)
+    if dep_partition is not None:
+        # a dependency the asset does not load (`deps=`) gets a pointer to the dependency's latest event of
+        # any partition: compare the data version this partition had when `mat_record` was written
+        return _partition_changed(instance, mat_record, dep, dep_partition)
+    return latest.timestamp > mat_record.timestamp
 
 
 def _partition_changed(instance: dg.DagsterInstance, mat_record, dep: str, partition: str) -> bool:

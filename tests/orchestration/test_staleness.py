@@ -68,6 +68,24 @@ def test_rerunning_one_partition_with_identical_data_leaves_nothing_stale(analys
         f"changed: other rows than before; stale until they run again: scores [{keys[0]}], token_shifts [{keys[0]}]")
 
 
+def test_rerunning_each_checkpoints_summaries_with_identical_data_leaves_no_report_stale(analysed):
+    """`report` names `summaries` in `deps=` without loading it: Dagster records a pointer to the latest
+    `summaries` event of any checkpoint, so a report used to be called stale by time order whenever another
+    checkpoint's summaries had been written after the one it read."""
+    instance, settings, world, keys = analysed
+    for key in keys:
+        assert materialise(settings, instance, ["summaries"], key).success
+        assert _rerun_said(instance, "summaries", key).startswith("unchanged")
+        assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}, key
+    # summaries with other data: its own report reads them directly, the other checkpoint's through the trend
+    code_version = {s.key.to_user_string(): s.code_version for s in _specs()}["summaries"]
+    instance.report_runless_asset_event(dg.AssetMaterialization("summaries", partition=keys[0], tags={
+        "dagster/data_version": "something else", "dagster/code_version": code_version}))
+    stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url)
+    assert stale.reasons[("report", keys[0])] == ["summaries has new data", "trend is stale"]
+    assert stale.reasons[("report", keys[1])] == ["trend is stale"]
+
+
 def test_changed_weights_make_only_that_checkpoint_stale_and_the_schedule_reruns_only_it(analysed):
     instance, settings, world, keys = analysed
     weights = world / "checkpoints" / "checkpoint-4" / "model.safetensors"
