@@ -41,9 +41,21 @@ def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: s
     frame = pl.DataFrame({
         "checkpoint": [checkpoint], "uri": [found_at], "step": [step], "role": [role], "layout": [layout],
         "model_uri": [model_uri], "content_hash": [digest], "tokenizer_hash": [tokenizer_hash(loaded.tokenizer)],
-        "vocab_size": [len(loaded.tokenizer)], "discovered_at": [datetime.now(timezone.utc)],
+        "vocab_size": [len(loaded.tokenizer)], "discovered_at": [_discovered_at(lake_url, checkpoint, digest)],
     }, schema_overrides={"step": pl.Int64, "vocab_size": pl.Int64})
     return _versioned(frame, digest, {names.LISTING: listed})
+
+
+def _discovered_at(lake_url: str, checkpoint: str, digest: str) -> datetime:
+    """When these weights were first written to the lake: a rerun over the same weights keeps the time, so it
+    writes the same row (its `rerun` metadata says unchanged); other weights are discovered now."""
+    try:
+        row = lake.read_partition(lake_url, "checkpoints", lake.checkpoint_partition(checkpoint))
+    except FileNotFoundError:
+        row = None
+    if row is not None and row["content_hash"][0] == digest:
+        return row["discovered_at"][0]
+    return datetime.now(timezone.utc)
 
 
 def _versioned(frame: pl.DataFrame, digest: str, metadata: dict) -> dg.Output:

@@ -55,6 +55,12 @@ def test_rerunning_one_partition_with_identical_data_leaves_nothing_stale(analys
     assert lakeio.read_partition(settings.lake_url, "token_shifts", f"checkpoint={keys[0]}").equals(before)
     assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
     assert _rerun_said(instance, "token_shifts", keys[0]).startswith("unchanged: the same rows as before")
+    # the model row over the same weights too: it keeps the time its weights were first discovered
+    row = lakeio.read_partition(settings.lake_url, "checkpoints", f"checkpoint={keys[0]}")
+    assert materialise(settings, instance, ["checkpoints"], keys[0]).success
+    assert _rerun_said(instance, "checkpoints", keys[0]).startswith("unchanged: the same rows as before")
+    assert lakeio.read_partition(settings.lake_url, "checkpoints", f"checkpoint={keys[0]}").equals(row)
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url).reasons == {}
     # and a summaries partition that really changed shows up where it belongs: in the trend, named
     code_version = {s.key.to_user_string(): s.code_version for s in _specs()}["summaries"]
     instance.report_runless_asset_event(dg.AssetMaterialization("summaries", partition=keys[0], tags={
