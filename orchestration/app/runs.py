@@ -20,7 +20,9 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._cli.job import _create_run
+from dagster._core.events import RunFailureReason
 from dagster._core.execution.api import execute_run
+from dagster._core.execution.plan.objects import ErrorSource
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
@@ -30,6 +32,11 @@ from compute.paths import REPO_ROOT, dagster_home
 from orchestration.app.location import CODE_LOCATION
 
 LAUNCHED_BY = "shiftlake/launched_by"  # run tag: which command launched it (the UI's runs carry dagster/from_ui)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: `str()` names the run, which is marked canceled (Dagster records an interrupt
+    nobody asked for through the UI as a failure)."""
 
 
 class StudyFailed(Exception):
@@ -84,6 +91,9 @@ class Runner:
             execute_run(self.location.get_reconstructable_job(self.repo.name, job_name), run, self.instance)
         run = self.instance.get_run_by_id(run.run_id)
         if run.status != dg.DagsterRunStatus.SUCCESS:
+            if _interrupted(self.instance, run):
+                self.instance.report_run_canceled(run, f"Interrupted (Ctrl-C) in the command that ran it ({self.by}).")
+                raise Interrupted(f"{_where(run)} (run {run.run_id[:8]}, now marked canceled)")
             raise failure(self.instance, run, self.output)
         return run
 
@@ -127,11 +137,26 @@ def _write_log(name: str, text: str) -> Path:
     return path
 
 
+def _interrupted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Did the run end because this process was interrupted (SIGINT, SIGTERM) rather than by an error?"""
+    failed = instance.all_logs(run.run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE})
+    for record in failed:
+        data = record.dagster_event.event_specific_data
+        if getattr(data, "error_source", None) == ErrorSource.INTERRUPT or (
+                getattr(data, "failure_reason", None) == RunFailureReason.UNEXPECTED_TERMINATION):
+            return True
+    return False
+
+
+def _where(run: dg.DagsterRun) -> str:
+    partition = run.tags.get(PARTITION_NAME_TAG)
+    return f"{run.job_name}{f'[{partition}]' if partition else ''}"
+
+
 def failure(instance: dg.DagsterInstance, run: dg.DagsterRun, output: Path) -> StudyFailed:
     """The first failed step's own error, once, and every failed step's full stack in a file (or, when the run
     failed outside its steps, the run's own error and the path of the runs' console output)."""
-    partition = run.tags.get(PARTITION_NAME_TAG)
-    where = f"{run.job_name}{f'[{partition}]' if partition else ''}"
+    where = _where(run)
     failures = [r.dagster_event for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
     blocks = [f"step {e.step_key} of {where} (run {run.run_id}):\n{e.event_specific_data.error.to_string()}"
               for e in failures]

@@ -21,3 +21,43 @@ def test_a_wrong_base_model_is_one_message_naming_the_fix_and_the_log(small_worl
     assert out.stderr.count("no base model at") == 1 and "Traceback" not in out.stderr + out.stdout
     log = Path(lines[1].split("full log: ", 1)[1])
     assert log.is_file() and "in _from_store" in log.read_text()  # the full stack, for whoever needs it
+
+
+def test_ctrl_c_during_a_run_says_interrupted_exits_130_and_marks_the_run_canceled(small_world, tmp_path):
+    """Ctrl-C in `shiftlake demo` used to end with a `DagsterExecutionInterruptedError` message, exit 1 and a
+    run recorded as failed."""
+    import signal
+    import time
+
+    import dagster as dg
+
+    from tests.procs import processes
+
+    home = tmp_path / "dagster"
+    env = {**os.environ, "BASE_MODEL": str(small_world / "base"), "CHECKPOINTS_URL": str(small_world / "checkpoints"),
+           "PROBLEMS_URL": str(small_world / "problems.jsonl"), "LAKE_URL": str(tmp_path / "lake"),
+           "DAGSTER_HOME": str(home)}
+    demo = subprocess.Popen([sys.executable, "-m", "orchestration.app.cli", "demo"], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not any("base_rollouts - STEP_START" in f.read_text() for f in (home / "logs").glob("demo-*.log")):
+        assert demo.poll() is None and time.monotonic() < deadline, demo.communicate()
+        time.sleep(0.2)
+    os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    out, err = demo.communicate(timeout=120)
+    assert demo.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "shiftlake demo: interrupted during base_job (run " + err.split("(run ", 1)[1].split(",")[0]
+        + ", now marked canceled); what finished before it is stored"], err
+    assert "Traceback" not in out + err and "DagsterExecutionInterruptedError" not in err
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        assert run.job_name == "base_job" and run.status == dg.DagsterRunStatus.CANCELED
+    assert not [c for p, (_, c) in processes().items() if _group(p) == demo.pid]  # the group ended with it
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:  # ended meanwhile
+        return None
