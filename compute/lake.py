@@ -14,6 +14,7 @@ S3 (`s3://bucket/prefix`) through `compute.storage`: its filesystem, retries of 
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -39,10 +40,31 @@ def partition_dir(lake_url: str | None, table: str, partition: str) -> str:
     return f"{resolve_lake_url(lake_url)}/{table}/{partition}"
 
 
-def write_partition(lake_url: str | None, table: str, partition: str, frame: pl.DataFrame) -> str:
-    """Write `frame` as the whole content of one partition, atomically replacing what was there."""
-    return write_file(lake_url, table, partition, DATA_FILE,
-                      lambda f: pq.write_table(frame.to_arrow(), f, compression="zstd"))
+ROWS_DIGEST = b"shiftlake.rows"  # Parquet footer metadata: `rows_digest()` of the rows the writer was given
+
+
+def rows_digest(frame: pl.DataFrame) -> str:
+    """A digest of a frame's columns and rows, to tell a rewrite of the same rows without reading the old
+    file back. Row hashes are polars' own, stable within one polars version only: the version is part of it."""
+    digest = hashlib.sha256(str(frame.schema).encode())
+    digest.update(frame.hash_rows().to_numpy().tobytes())
+    return f"polars {pl.__version__} {digest.hexdigest()}"
+
+
+def write_partition(lake_url: str | None, table: str, partition: str, frame: pl.DataFrame,
+                    digest: str | None = None) -> str:
+    """Write `frame` as the whole content of one partition, atomically replacing what was there; `digest`
+    (`rows_digest()` of what it stands for) goes into the file's footer for `stored_digest()`."""
+    table_ = frame.to_arrow()
+    if digest is not None:
+        table_ = table_.replace_schema_metadata({**(table_.schema.metadata or {}), ROWS_DIGEST: digest.encode()})
+    return write_file(lake_url, table, partition, DATA_FILE, lambda f: pq.write_table(table_, f, compression="zstd"))
+
+
+def stored_digest(lake_url: str | None, table: str, partition: str) -> str | None:
+    """The digest a partition was written with (its Parquet footer only is read); None when it has none."""
+    metadata = read_file(lake_url, table, partition, DATA_FILE, lambda f: pq.read_schema(f).metadata) or {}
+    return metadata[ROWS_DIGEST].decode() if ROWS_DIGEST in metadata else None
 
 
 def write_file(lake_url: str | None, table: str, partition: str, name: str, write_to: Callable) -> str:

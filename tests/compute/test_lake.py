@@ -145,3 +145,18 @@ def test_no_lake_url_means_the_default_lake(tmp_path, monkeypatch):
     assert path == f"{tmp_path}/reports/checkpoint=k/report.html"
     assert lake.read_file(None, "reports", "checkpoint=k", "report.html") == b"<html>"
     assert lake.list_partitions(None, "reports") == []  # holds report.html, no data.parquet
+
+
+def test_a_partition_keeps_the_digest_of_its_rows_in_its_footer(tmp_path):
+    url = str(tmp_path)
+    frame = pl.DataFrame({"x": [1, 2, 3], "ids": [[1, 2], [3], []], "s": ["a", None, "c"]})
+    digest = lake.rows_digest(frame)
+    lake.write_partition(url, "t", "checkpoint=a", frame, digest)
+    assert lake.stored_digest(url, "t", "checkpoint=a") == digest
+    assert lake.read_partition(url, "t", "checkpoint=a").equals(frame)  # the footer adds no column
+    # the same rows built in other chunks hash the same; one changed value, order or dtype does not
+    assert lake.rows_digest(pl.concat([frame.slice(0, 1), frame.slice(1)], rechunk=False)) == digest
+    for other in (frame.with_columns(x=pl.Series([1, 2, 4])), frame.reverse(), frame.with_columns(pl.col("x").cast(pl.Int32))):
+        assert lake.rows_digest(other) != digest
+    lake.write_partition(url, "t", "checkpoint=b", frame)
+    assert lake.stored_digest(url, "t", "checkpoint=b") is None
