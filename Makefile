@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# the lowest transformers pyproject.toml accepts, with torch only: tests/compute/test_floor.py decodes on it
+# the lowest transformers, duckdb, polars and pyarrow pyproject.toml accepts, with torch: tests/compute/test_floor.py
+# decodes and runs the lake's SQL on them
 FLOOR := .shiftlake/venv-floor/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
@@ -23,7 +24,8 @@ $(STAMP): pyproject.toml
 $(FLOOR): pyproject.toml
 	test -x $(dir $(FLOOR))bin/python || python3 -m venv $(dir $(FLOOR))
 	$(dir $(FLOOR))bin/pip install -q torch==2.13.0 \
-	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)"
+	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)" \
+	  $(foreach p,duckdb polars pyarrow,"$(p)==$$(sed -n 's/.*"$(p)>=\([0-9.]*\).*/\1/p' pyproject.toml)")
 	touch $@
 
 demo: $(STAMP)

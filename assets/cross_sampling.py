@@ -8,7 +8,8 @@ from assets import checks
 from assets.scores import verdicts
 from compute import tables
 from compute.modelstore import model_of
-from compute.summaries import cross_summarise, markdown_table
+from compute.lakesql import compute_table
+from compute.summaries import markdown_table
 from orchestration.wiring import names
 from orchestration.wiring.partitions import checkpoints_partitions
 from orchestration.wiring.resources import StudyResource
@@ -40,11 +41,14 @@ def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl
                                         {"cross_samples": cross_samples})
 
 
-@dg.asset(code_version="1", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
 def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
                     base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
-    """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only."""
-    frame = cross_summarise(context.partition_key, cross_samples, cross_scores, base_scores, scores)
+    """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only
+    (sql/tables/cross_summaries.sql, run by DuckDB over this checkpoint's frames)."""
+    frame = compute_table("cross_summaries", {"cross_samples": cross_samples, "cross_scores": cross_scores,
+                                              "base_scores": base_scores, "scores": scores},
+                          checkpoint=context.partition_key)
     js = frame.filter(pl.col("criterion").is_in(["js", "random"]))
     context.add_output_metadata({
         "base_accuracy": float(frame["base_accuracy"][0]), "rl_accuracy": float(frame["rl_accuracy"][0]),

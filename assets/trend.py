@@ -3,7 +3,8 @@
 import dagster as dg
 import polars as pl
 
-from compute.summaries import markdown_table, trend_table
+from compute.lakesql import compute_table
+from compute.summaries import markdown_table
 from orchestration.wiring import names
 from orchestration.wiring.conditions import EAGER
 
@@ -12,13 +13,14 @@ ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
     "eager on data changes, also with checkpoints pending")
 
 
-@dg.asset(code_version="1", group_name=names.TREND, kinds={"polars"}, automation_condition=ALLOW_MISSING)
+@dg.asset(code_version="2", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
 def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
           cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;
-    checkpoints not analysed yet are left out. Refreshed whenever a checkpoint's summaries change; its figure
+    checkpoints not analysed yet are left out (sql/tables/trend.sql, run by DuckDB). Refreshed whenever a checkpoint's summaries change; its figure
     is drawn by the `report` asset."""
-    frame = trend_table(checkpoints, summaries, cross_summaries)
+    frame = compute_table("trend", {"checkpoints": checkpoints, "summaries": summaries,
+                                    "cross_summaries": cross_summaries})
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
         "step", "rl_accuracy", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"]))})
     return frame

@@ -25,8 +25,6 @@ import polars as pl
 
 from compute import lakesql
 
-ENTROPY_LABELS = ["<0.01", "0.01-0.1", "0.1-0.5", "0.5-1", ">=1"]
-JS_LABELS = ["<1e-4", "1e-4-1e-3", "1e-3-1e-2", "1e-2-0.1", ">=0.1"]
 CRITERION_COLORS = {"js": "tab:blue", "random": "tab:gray", "delta_logp": "tab:green", "entropy": "tab:red"}
 
 
@@ -104,14 +102,15 @@ def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = 
     import numpy as np
 
     data = _query("entropy_js_grid", lake_url, checkpoint)
-    grid = np.zeros((len(ENTROPY_LABELS), len(JS_LABELS)))
+    entropy_labels, js_labels = lakesql.constant("entropy_bucket_labels()"), lakesql.constant("js_bucket_labels()")
+    grid = np.zeros((len(entropy_labels), len(js_labels)))
     for row in data.filter(pl.col("policy") == policy).group_by("entropy_bucket", "js_bucket").agg(pl.col("n_tokens").sum()).iter_rows(named=True):
         grid[row["entropy_bucket"], row["js_bucket"]] = row["n_tokens"]
     grid = grid / max(grid.sum(), 1)
     fig, (ax,) = _figure()
     image = ax.imshow(grid, cmap="viridis", origin="lower")
-    ax.set_xticks(range(len(JS_LABELS)), JS_LABELS, rotation=30, fontsize=7)
-    ax.set_yticks(range(len(ENTROPY_LABELS)), ENTROPY_LABELS, fontsize=7)
+    ax.set_xticks(range(len(js_labels)), js_labels, rotation=30, fontsize=7)
+    ax.set_yticks(range(len(entropy_labels)), entropy_labels, fontsize=7)
     for (i, j), share in np.ndenumerate(grid):
         ax.text(j, i, f"{share:.1%}", ha="center", va="center", fontsize=6, color="w" if share < 0.3 else "k")
     ax.set_xlabel("JS bucket (nats)")
@@ -120,29 +119,28 @@ def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = 
     return _finish("entropy_js_grid", f"Share of {policy} tokens by base entropy and JS", fig, data, [ax], checkpoint)
 
 
-RANK_BUCKETS = {"rank_1": "1", "rank_2": "2", "rank_3": "3", "rank_4_10": "4-10", "rank_gt_10": ">10"}
-
-
 def topk_reranking(lake_url: str, checkpoint: str | None = None) -> Figure:
     data = _query("topk_reranking", lake_url, checkpoint)
+    buckets = dict(zip(("rank_1", "rank_2", "rank_3", "rank_4_10", "rank_gt_10"), lakesql.constant("rank_bucket_labels()")))
+    high_js = lakesql.constant("high_js()")
     fig, (left, right) = _figure(2)
     ks = list(range(1, 11))
     width = 0.8 / max(data.height, 1)
     for i, row in enumerate(data.iter_rows(named=True)):
         label = f"{row['checkpoint']} / {row['policy']} (n={row['n_high_js']})"
-        left.bar([b + i * width for b in range(len(RANK_BUCKETS))], [row[c] for c in RANK_BUCKETS], width,
+        left.bar([b + i * width for b in range(len(buckets))], [row[c] for c in buckets], width,
                  label=label)
         right.plot(ks, [row[f"overlap_top{k}"] for k in ks], marker="o", label=label)
-    left.set_xticks([b + 0.4 - width / 2 for b in range(len(RANK_BUCKETS))], list(RANK_BUCKETS.values()))
+    left.set_xticks([b + 0.4 - width / 2 for b in range(len(buckets))], list(buckets.values()))
     left.set_xlabel("rank of RL's top-1 token in base's ranking")
-    left.set_ylabel("share of tokens with JS > 0.1")
+    left.set_ylabel(f"share of tokens with JS > {high_js:g}")
     right.set_xticks(ks)
     right.set_xlabel("k")
     right.set_ylabel("top-k overlap (base vs RL)")
     if data.height:
         left.legend(fontsize=7)
     else:
-        left.text(0.5, 0.5, "no token with JS > 0.1", ha="center", va="center", transform=left.transAxes)
+        left.text(0.5, 0.5, f"no token with JS > {high_js:g}", ha="center", va="center", transform=left.transAxes)
     return _finish("topk_reranking", "High-JS tokens: reranked, not invented", fig, data, [left, right], checkpoint)
 
 

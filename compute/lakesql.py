@@ -1,4 +1,7 @@
 """DuckDB over the lake: one view per table (sql/views/*.sql), the paper's queries in sql/queries/*.sql.
+The aggregate tables are SQL too (sql/tables/*.sql), run by DuckDB over an asset's input frames
+(`compute_table`); every connection has the study's constants and buckets (sql/macros.sql), so each number
+has one definition whether it is computed into a table or read from the lake.
 
 Parquet stays the source of truth; the views are rebuilt on every connection. Local lakes are read in
 place; any other fsspec URL is read through DuckDB's `register_filesystem` (no extension download).
@@ -17,6 +20,8 @@ from compute.storage import filesystem, resolve_lake_url
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 VIEWS_DIR = SQL_DIR / "views"
 QUERIES_DIR = SQL_DIR / "queries"
+TABLES_DIR = SQL_DIR / "tables"
+MACROS = SQL_DIR / "macros.sql"
 
 
 def _has_files(fs: fsspec.AbstractFileSystem, lake_url: str, table: str) -> bool:
@@ -26,7 +31,7 @@ def _has_files(fs: fsspec.AbstractFileSystem, lake_url: str, table: str) -> bool
 def connect(lake_url: str | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view for each table that has data in the lake."""
     lake_url = resolve_lake_url(lake_url)
-    con = duckdb.connect()
+    con = _connection()
     fs = filesystem(lake_url)
     if "://" in lake_url:
         con.register_filesystem(fs)
@@ -34,6 +39,44 @@ def connect(lake_url: str | None = None) -> duckdb.DuckDBPyConnection:
         if _has_files(fs, lake_url, view.stem):
             con.execute(view.read_text().replace("{lake}", lake_url))
     return con
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(MACROS.read_text())
+    return con
+
+
+def constant(expression: str):
+    """The value of an expression over the macros of sql/macros.sql, e.g. `entropy_bucket_labels()`."""
+    return _connection().execute(f"SELECT {expression}").fetchone()[0]
+
+
+def compute_table(table: str, frames: dict, **params):
+    """The aggregate table `table` (sql/tables/<table>.sql) computed by DuckDB over `frames` (relation name ->
+    polars frame, standing in for the lake's tables of the same names); `params` fill its `$name`s.
+    Returns a polars frame."""
+    con = _connection()
+    for name, frame in frames.items():
+        con.register(name, frame)
+    sql = (TABLES_DIR / f"{table}.sql").read_text()
+    _named_queries(con, sql)
+    return con.sql(sql, params=params or None).pl()
+
+
+def _named_queries(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """A view for each query of sql/queries that `sql` reads (by name, in a FROM or JOIN), and for those
+    those read in turn: a table's SQL uses the query the figures use rather than a copy of it."""
+    for name in list_queries():
+        if re.search(rf"\b(FROM|JOIN)\s+{name}\b", sql, re.IGNORECASE) and not _defined(con, name):
+            text = query_text(name).strip().rstrip(";")
+            _named_queries(con, text)
+            con.execute(f"CREATE TEMP VIEW {name} AS {text}")
+
+
+def _defined(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT 1 FROM duckdb_views() WHERE view_name = ? UNION ALL "
+                            "SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name, name]).fetchall())
 
 
 def query_text(query_or_name: str) -> str:
@@ -79,6 +122,7 @@ def run(sql: str, lake_url: str | None = None):
     """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix."""
     con = connect(lake_url)
     try:
+        _named_queries(con, sql)
         return con.sql(sql).pl()
     except duckdb.CatalogException as e:
         raise LookupError(f"{e}. The lake at {resolve_lake_url(lake_url)} does not have that table yet: "

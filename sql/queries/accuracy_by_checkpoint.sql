@@ -1,7 +1,11 @@
--- Accuracy of each policy: the base once, then every RL checkpoint by step.
-SELECT s.checkpoint, c.step, c.role, s.policy, s.verifier,
-       count(*) AS n_rollouts,
-       avg(s.correct::INTEGER) AS accuracy
-FROM scores s LEFT JOIN checkpoints c USING (checkpoint)
-GROUP BY ALL
-ORDER BY c.step NULLS FIRST, s.checkpoint;
+-- Accuracy of each policy: the base once, then every RL checkpoint by step (the summaries table's).
+SELECT * FROM (
+    SELECT 'base' AS checkpoint, NULL::BIGINT AS step, 'base' AS role, 'base' AS policy,
+           any_value(n_rollouts) AS n_rollouts, any_value(accuracy) AS accuracy
+    FROM summaries WHERE policy = 'base'
+    UNION ALL
+    SELECT s.checkpoint, c.step, c.role, s.policy, s.n_rollouts, s.accuracy
+    FROM summaries s LEFT JOIN checkpoints c USING (checkpoint)
+    WHERE s.policy = 'rl'
+)
+ORDER BY step NULLS FIRST, checkpoint;

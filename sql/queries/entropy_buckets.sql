@@ -1,19 +1,10 @@
--- Entropy (finding 4): tokens bucketed by the base's entropy (nats), with their JS.
-WITH bucketed AS (
-    SELECT checkpoint, policy, js,
-           CASE WHEN entropy_base < 0.01 THEN '0: [0, 0.01)'
-                WHEN entropy_base < 0.1 THEN '1: [0.01, 0.1)'
-                WHEN entropy_base < 0.5 THEN '2: [0.1, 0.5)'
-                WHEN entropy_base < 1.0 THEN '3: [0.5, 1)'
-                ELSE '4: [1, inf)' END AS entropy_bucket
-    FROM token_shifts
-)
-SELECT checkpoint, policy, entropy_bucket,
-       count(*) AS n_tokens,
-       count(*) / sum(count(*)) OVER (PARTITION BY checkpoint, policy) AS share_of_tokens,
-       avg(js) AS mean_js,
-       avg((js < 1e-3)::INTEGER) AS share_js_lt_1e3,
-       avg((js > 0.1)::INTEGER) AS share_js_gt_0_1
-FROM bucketed
-GROUP BY checkpoint, policy, entropy_bucket
-ORDER BY checkpoint, policy, entropy_bucket;
+-- Entropy (finding 4): tokens bucketed by the base's entropy (nats), with their JS (the summaries
+-- table's entropy_bucket_* lists).
+SELECT s.checkpoint, s.policy, b.bucket || ': ' || entropy_bucket_labels()[b.bucket + 1] AS entropy_bucket,
+       s.entropy_bucket_n_tokens[b.bucket + 1] AS n_tokens,
+       s.entropy_bucket_share[b.bucket + 1] AS share_of_tokens,
+       s.entropy_bucket_mean_js[b.bucket + 1] AS mean_js,
+       s.entropy_bucket_share_js_lt_1e3[b.bucket + 1] AS share_js_lt_1e3,
+       s.entropy_bucket_share_js_gt_0_1[b.bucket + 1] AS share_js_gt_0_1
+FROM summaries s CROSS JOIN range(len(entropy_bucket_labels())) b(bucket)
+ORDER BY s.checkpoint, s.policy, b.bucket;

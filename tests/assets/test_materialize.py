@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from compute import lake as lakeio
-from compute.summaries import POSITION_BINS
+from compute import lakesql
 
 
 def _table(url: str, name: str) -> pl.DataFrame:
@@ -78,5 +78,16 @@ def test_scores_and_summaries_agree(lake):
         row = summary.filter(pl.col("policy") == "rl").row(0, named=True)
         assert row["n_tokens"] == rl.height
         assert row["share_js_lt_1e3"] == pytest.approx((rl["js"] < 1e-3).mean())
-        assert len(row["position_mean_js"]) == POSITION_BINS
+        bins = lakesql.constant("position_bins()")
+        assert len(row["position_mean_js"]) == bins
+        # the top-5% cut is this policy's own (it was pooled over both policies here and per policy in figure 2)
+        cut = row["js_top5pct_cut"]
+        assert (rl["js"] >= cut).mean() >= 0.05 > (rl["js"] > cut).mean()
+        rel_bin = (rl["rel_position"] * bins).floor().clip(0, bins - 1).cast(pl.Int32)
+        top = rl.with_columns(rel_bin.alias("bin")).filter(pl.col("js") >= cut)
+        expected = [top.filter(pl.col("bin") == b).height / top.height for b in range(bins)]
+        assert row["position_top5pct_share"] == pytest.approx(expected, abs=1e-6)
+        figure = lakesql.run(lakesql.query_text("position_profile"), url).filter(
+            (pl.col("checkpoint") == key) & (pl.col("policy") == "rl"))
+        assert figure["share_of_top5pct"].to_list() == row["position_top5pct_share"]  # the figure reads the table
         assert abs(sum(row["entropy_bucket_share"]) - 1) < 1e-5

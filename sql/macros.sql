@@ -1,0 +1,24 @@
+-- The study's constants and buckets, defined once: every table (sql/tables) and every query (sql/queries)
+-- runs with these macros, over the lake (`shiftlake sql`) and over an asset's frames alike.
+CREATE OR REPLACE MACRO near_zero_js() AS 1e-3;      -- "the distribution did not move"
+CREATE OR REPLACE MACRO small_js() AS 1e-2;
+CREATE OR REPLACE MACRO high_js() AS 0.1;            -- "RL moved this token"
+CREATE OR REPLACE MACRO top_share() AS 0.05;         -- the top-5% of tokens by JS, per checkpoint and policy
+CREATE OR REPLACE MACRO token_budget() AS 0.10;      -- cross-sampling rules compared at <= 10% switched tokens
+CREATE OR REPLACE MACRO position_bins() AS 10;       -- relative position in the response, [0, 1) in 10 bins
+CREATE OR REPLACE MACRO position_bin(rel) AS least(greatest(floor(rel * position_bins()), 0), position_bins() - 1)::INTEGER;
+-- the base's entropy (nats) in five buckets: [0, 0.01), [0.01, 0.1), [0.1, 0.5), [0.5, 1), [1, inf)
+CREATE OR REPLACE MACRO entropy_bucket(e) AS
+    CASE WHEN e < 0.01 THEN 0 WHEN e < 0.1 THEN 1 WHEN e < 0.5 THEN 2 WHEN e < 1.0 THEN 3 ELSE 4 END;
+CREATE OR REPLACE MACRO entropy_bucket_labels() AS ['[0, 0.01)', '[0.01, 0.1)', '[0.1, 0.5)', '[0.5, 1)', '[1, inf)'];
+-- JS in five buckets: [0, 1e-4), [1e-4, 1e-3), [1e-3, 1e-2), [1e-2, 0.1), [0.1, inf)
+CREATE OR REPLACE MACRO js_bucket(js) AS
+    CASE WHEN js < 1e-4 THEN 0 WHEN js < 1e-3 THEN 1 WHEN js < 1e-2 THEN 2 WHEN js < 0.1 THEN 3 ELSE 4 END;
+CREATE OR REPLACE MACRO js_bucket_labels() AS ['[0, 1e-4)', '[1e-4, 1e-3)', '[1e-3, 1e-2)', '[1e-2, 0.1)', '[0.1, inf)'];
+-- the quantiles of the JS curve (figure 1); js_p50 ... js_p99 are five of them
+CREATE OR REPLACE MACRO js_curve_quantiles() AS
+    [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999];
+-- where RL's top-1 token sits in the base's ranking, in five buckets: 1, 2, 3, 4-10, > 10
+CREATE OR REPLACE MACRO rank_bucket(rank) AS
+    CASE WHEN rank <= 3 THEN rank - 1 WHEN rank <= 10 THEN 3 ELSE 4 END;
+CREATE OR REPLACE MACRO rank_bucket_labels() AS ['1', '2', '3', '4-10', '>10'];
