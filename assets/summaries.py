@@ -8,11 +8,11 @@ from compute.summaries import markdown_table
 from orchestration.wiring import names
 from orchestration.wiring.partitions import checkpoints_partitions
 
-OVERVIEW = ["policy", "accuracy", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p90", "js_p99",
+OVERVIEW = ["policy", "accuracy", "accuracy_lo", "accuracy_hi", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p90", "js_p99",
             "high_js_rl_top1_in_base_top3"]
 
 
-@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="3", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
 def summaries(context: dg.AssetExecutionContext, token_shifts: pl.DataFrame, scores: pl.DataFrame,
               base_scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles and shares, position profile, reranking and entropy buckets: DuckDB runs

@@ -13,7 +13,7 @@ ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
     "eager on data changes, also with checkpoints pending")
 
 
-@dg.asset(code_version="2", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
+@dg.asset(code_version="3", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
 def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
           cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;
@@ -22,5 +22,5 @@ def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summarie
     frame = compute_table("trend", {"checkpoints": checkpoints, "summaries": summaries,
                                     "cross_summaries": cross_summaries})
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
-        "step", "rl_accuracy", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"]))})
+        "step", "rl_accuracy", "rl_accuracy_lo", "rl_accuracy_hi", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"]))})
     return frame

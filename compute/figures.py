@@ -60,6 +60,15 @@ def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoi
     return Figure(name, title, buf.getvalue(), data, labels)
 
 
+def _yerr(data: pl.DataFrame, column: str):
+    """Error bar lengths below and above `column` from its interval columns `<column>_lo`, `<column>_hi`."""
+    import numpy as np
+
+    value = data[column].cast(pl.Float64).to_numpy()
+    return np.vstack([value - data[f"{column}_lo"].cast(pl.Float64).to_numpy(),
+                      data[f"{column}_hi"].cast(pl.Float64).to_numpy() - value])
+
+
 def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = None):
     """A figure and its axes as a flat list (row by row)."""
     import matplotlib
@@ -152,13 +161,14 @@ def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure
         for criterion, color in CRITERION_COLORS.items():  # same colour per criterion in both panels
             group = part.filter(pl.col("criterion") == criterion).sort("switched_share")
             if group.height:
-                ax.plot(group["switched_share"], group["accuracy"], marker="o", label=criterion, color=color,
-                        linestyle="--" if criterion == "random" else "-")
+                ax.errorbar(group["switched_share"], group["accuracy"], yerr=_yerr(group, "accuracy"), marker="o",
+                            label=criterion, color=color, linestyle="--" if criterion == "random" else "-",
+                            capsize=2, elinewidth=0.8)
         if part.height:
             ax.axhline(part["base_accuracy"].mean(), color="grey", linestyle=":", label="base alone")
             ax.axhline(part["rl_accuracy"].mean(), color="black", linestyle=":", label="RL alone")
         ax.set_xlabel("share of tokens switched")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("accuracy (95% bootstrap interval over problems)")
         ax.set_title(f"{direction} ({'base' if direction == 'forward' else 'RL'} primary)", fontsize=9)
         ax.legend(fontsize=7)
     return _finish("cross_sampling_curve", "Cross-sampling: which tokens matter", fig, data, axes, checkpoint)
@@ -168,13 +178,14 @@ def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
     """All checkpoints (`checkpoint` is ignored)."""
     data = _query("checkpoint_trend", lake_url, None)
     fig, (left, right) = _figure(2)
-    left.plot(data["step"], data["rl_accuracy"], marker="o", label="RL")
-    left.plot(data["step"], data["base_accuracy"], linestyle=":", label="base")
+    left.errorbar(data["step"], data["rl_accuracy"], yerr=_yerr(data, "rl_accuracy"), marker="o", capsize=3, label="RL")
+    left.plot(data["step"], data["base_accuracy"], linestyle=":", color="grey", label="base")
+    left.fill_between(data["step"], data["base_accuracy_lo"], data["base_accuracy_hi"], color="grey", alpha=0.2)
     for q in ("js_p50", "js_p95", "js_p99"):
         right.plot(data["step"], data[q].clip(1e-12), marker="o", label=q)
     right.set_yscale("log")
     left.set_xlabel("RL step")
-    left.set_ylabel("accuracy")
+    left.set_ylabel("accuracy (95% bootstrap interval over problems)")
     right.set_xlabel("RL step")
     right.set_ylabel("JS of RL tokens (nats, log scale)")
     left.legend(fontsize=7)

@@ -22,3 +22,24 @@ CREATE OR REPLACE MACRO js_curve_quantiles() AS
 CREATE OR REPLACE MACRO rank_bucket(rank) AS
     CASE WHEN rank <= 3 THEN rank - 1 WHEN rank <= 10 THEN 3 ELSE 4 END;
 CREATE OR REPLACE MACRO rank_bucket_labels() AS ['1', '2', '3', '4-10', '>10'];
+-- Uncertainty: 95% percentile-bootstrap intervals with problems as the resampling unit (a problem's samples
+-- stay together), bootstrap_resamples() resamples from bootstrap_seed(). A draw depends on the seed, the
+-- resample b and the slot i only, so every table resamples the same problems of the same problem set
+-- (problems indexed 0 .. n - 1 by dataset and problem_id): differences between policies, checkpoints and
+-- rules are paired, replicate by replicate.
+CREATE OR REPLACE MACRO bootstrap_resamples() AS 1000;
+CREATE OR REPLACE MACRO bootstrap_seed() AS 0;
+CREATE OR REPLACE MACRO interval_level() AS 0.95;
+CREATE OR REPLACE MACRO hash32_a(x) AS (xor(x, x >> 16) * 2146121005) % 4294967296;  -- lowbias32's steps
+CREATE OR REPLACE MACRO hash32_b(x) AS (xor(x, x >> 15) * 2221713035) % 4294967296;
+CREATE OR REPLACE MACRO hash32(x) AS xor(hash32_b(hash32_a(x::UBIGINT)), hash32_b(hash32_a(x::UBIGINT)) >> 16);
+-- the index of the problem drawn into slot i of resample b, out of n problems
+CREATE OR REPLACE MACRO bootstrap_pick(b, i, n) AS
+    (hash32(xor((b * 1048576 + i) % 4294967296, hash32(bootstrap_seed()))) % n)::INTEGER;
+-- the interval's ends from a list of replicates
+CREATE OR REPLACE MACRO interval_low(replicates) AS
+    (SELECT quantile_cont(x, (1 - interval_level()) / 2) FROM unnest(replicates) t(x))::DOUBLE;
+CREATE OR REPLACE MACRO interval_high(replicates) AS
+    (SELECT quantile_cont(x, (1 + interval_level()) / 2) FROM unnest(replicates) t(x))::DOUBLE;
+-- replicate by replicate a - b (lists of the same problem set's replicates): a paired difference
+CREATE OR REPLACE MACRO paired_difference(a, b) AS [a[i] - b[i] FOR i IN range(1, len(a) + 1)];

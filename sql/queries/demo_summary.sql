@@ -1,7 +1,9 @@
--- One line per RL checkpoint: accuracy beside the base's, and how sparse the shift is along RL samples.
+-- One line per RL checkpoint: accuracy beside the base's, each with its 95% bootstrap interval over problems,
+-- and how sparse the shift is along RL samples.
 SELECT r.checkpoint, c.step,
-       b.accuracy AS base_accuracy, r.accuracy AS rl_accuracy,
-       r.share_js_lt_1e3, r.js_p50, r.js_p90, r.js_p99,
+       printf('%.3f [%.3f, %.3f]', b.accuracy, b.accuracy_lo, b.accuracy_hi) AS base_accuracy,
+       printf('%.3f [%.3f, %.3f]', r.accuracy, r.accuracy_lo, r.accuracy_hi) AS rl_accuracy,
+       r.n_problems, r.share_js_lt_1e3, r.js_p50, r.js_p90, r.js_p99,
        r.high_js_rl_top1_in_base_top3
 FROM summaries r
 JOIN summaries b ON b.checkpoint = r.checkpoint AND b.policy = 'base'

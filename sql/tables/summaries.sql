@@ -1,7 +1,8 @@
 -- The summaries table: one row per (checkpoint, policy) of one checkpoint, from its token_shifts and the
 -- scores of both policies' rollouts ($checkpoint: its key). The figures and queries read these columns;
 -- none of them is computed anywhere else. The top-5%-JS cut is taken per policy. An empty position bin or
--- entropy bucket has no mean JS (null); its token count says so.
+-- entropy bucket has no mean JS (null); its token count says so. Accuracy carries its bootstrap interval
+-- over problems (accuracy_lo, accuracy_hi) and its replicates, for paired differences downstream.
 WITH tokens AS (
     SELECT *, position_bin(rel_position) AS bin, entropy_bucket(entropy_base) AS bucket FROM token_shifts
 ),
@@ -67,10 +68,34 @@ entropy AS (
     FROM (SELECT *, sum(n) OVER (PARTITION BY policy) AS total FROM entropy_cells)
     GROUP BY policy
 ),
+problem_index AS (  -- the problem set, indexed for the bootstrap (sql/macros.sql)
+    SELECT dataset, problem_id, (row_number() OVER (ORDER BY dataset, problem_id) - 1)::INTEGER AS p,
+           count(*) OVER () AS n_problems,
+           md5(string_agg(dataset || '/' || problem_id, chr(10)) OVER (ORDER BY dataset, problem_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS problem_set
+    FROM (SELECT DISTINCT dataset, problem_id FROM scores)
+),
+per_problem AS (
+    SELECT s.policy, i.p, sum(s.correct::INTEGER) AS k, count(*) AS n
+    FROM scores s JOIN problem_index i USING (dataset, problem_id)
+    GROUP BY s.policy, i.p
+),
+replicates AS (
+    SELECT pp.policy, d.b, sum(pp.k) / sum(pp.n) AS accuracy
+    FROM (SELECT r.b, bootstrap_pick(r.b, i.p, i.n_problems) AS p
+          FROM range(bootstrap_resamples()) r(b) CROSS JOIN problem_index i) d
+    JOIN per_problem pp USING (p)
+    GROUP BY pp.policy, d.b
+),
 accuracy AS (
-    SELECT policy, count(*) AS n_rollouts, avg(correct::INTEGER) AS accuracy FROM scores GROUP BY policy
+    SELECT s.policy, count(*) AS n_rollouts, avg(s.correct::INTEGER) AS accuracy,
+           (SELECT list(r.accuracy::FLOAT ORDER BY r.b) FROM replicates r WHERE r.policy = s.policy)
+               AS accuracy_replicates
+    FROM scores s GROUP BY s.policy
 )
 SELECT $checkpoint AS checkpoint, a.policy, a.n_rollouts, a.accuracy::FLOAT AS accuracy,
+       interval_low(a.accuracy_replicates)::FLOAT AS accuracy_lo,
+       interval_high(a.accuracy_replicates)::FLOAT AS accuracy_hi,
        coalesce(s.n_tokens, 0) AS n_tokens, coalesce(s.n_rollouts_with_tokens, 0) AS n_rollouts_with_tokens,
        s.js_curve[7]::FLOAT AS js_p50, s.js_curve[10]::FLOAT AS js_p80, s.js_curve[11]::FLOAT AS js_p90,
        s.js_curve[12]::FLOAT AS js_p95, s.js_curve[14]::FLOAT AS js_p99,
@@ -86,7 +111,11 @@ SELECT $checkpoint AS checkpoint, a.policy, a.n_rollouts, a.accuracy::FLOAT AS a
        [v::FLOAT FOR v IN s.high_js_topk_overlap] AS high_js_topk_overlap,
        p.position_n_tokens, p.position_mean_js, p.position_top5pct_share,
        e.entropy_bucket_n_tokens, e.entropy_bucket_share, e.entropy_bucket_mean_js, e.entropy_bucket_share_js_lt_1e3,
-       e.entropy_bucket_share_js_gt_0_1
+       e.entropy_bucket_share_js_gt_0_1,
+       (SELECT any_value(n_problems) FROM problem_index) AS n_problems,
+       (SELECT any_value(problem_set) FROM problem_index) AS problem_set,
+       'problem' AS bootstrap_unit, bootstrap_resamples() AS bootstrap_resamples, bootstrap_seed() AS bootstrap_seed,
+       a.accuracy_replicates
 FROM accuracy a
 LEFT JOIN stats s USING (policy)
 LEFT JOIN ranks r USING (policy)

@@ -10,7 +10,7 @@ from compute import lake as lakeio
 from compute import lakesql
 
 CURVE_COLUMNS = ["checkpoint", "step", "direction", "criterion", "eps", "switched_share", "switched_count",
-                 "accuracy", "n", "base_accuracy", "rl_accuracy"]
+                 "accuracy", "accuracy_lo", "accuracy_hi", "n", "base_accuracy", "rl_accuracy"]
 
 
 def _responses(frame: pl.DataFrame) -> dict[tuple, list[int]]:
@@ -81,11 +81,21 @@ def test_curve_query_has_the_promised_columns_and_matches_the_summaries(lake):
     for key in keys:
         summary = lakeio.read_partition(url, "cross_summaries", f"checkpoint={key}")
         rl_accuracy = lakeio.read_partition(url, "scores", f"checkpoint={key}")["correct"].mean()
+        # recomputed by polars from the raw cross samples and their verdicts
+        raw = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}").join(
+            lakeio.read_partition(url, "cross_scores", f"checkpoint={key}").select("cross_sample_id", "correct"),
+            on="cross_sample_id").group_by("direction", "criterion", "eps").agg(
+            (pl.col("n_switched").sum() / pl.col("n_tokens").sum()).alias("switched_share_raw"),
+            pl.col("n_switched").mean().alias("switched_count_raw"), pl.col("correct").mean().alias("accuracy_raw"),
+            pl.len().alias("n_raw"))
         got = curve.filter(pl.col("checkpoint") == key).join(
-            summary, on=["direction", "criterion", "eps"], suffix="_asset")
+            summary, on=["direction", "criterion", "eps"], suffix="_asset").join(raw, on=["direction", "criterion", "eps"])
         assert got.height == summary.height == 30
-        for col in ("switched_share", "switched_count", "accuracy", "n", "base_accuracy", "rl_accuracy"):
+        for col in ("switched_share", "switched_count", "accuracy", "n"):
+            assert got[col].to_list() == pytest.approx(got[f"{col}_raw"].to_list()), col
+        for col in ("accuracy_lo", "accuracy_hi", "base_accuracy", "rl_accuracy"):
             assert got[col].to_list() == pytest.approx(got[f"{col}_asset"].to_list()), col
+        assert (got["accuracy_lo"] <= got["accuracy"]).all() and (got["accuracy"] <= got["accuracy_hi"]).all()
         assert got["base_accuracy"].to_list() == pytest.approx([base_accuracy] * got.height)
         assert got["rl_accuracy"].to_list() == pytest.approx([rl_accuracy] * got.height)
         # never switching is base-only sampling (forward): accuracy equals the base's, gap moved 0
