@@ -13,7 +13,7 @@ ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
     "eager on data changes, also with checkpoints pending")
 
 
-@dg.asset(code_version="3", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
+@dg.asset(code_version="4", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
 def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
           cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;

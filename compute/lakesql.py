@@ -56,10 +56,14 @@ def compute_table(table: str, frames: dict, **params):
     """The aggregate table `table` (sql/tables/<table>.sql) computed by DuckDB over `frames` (relation name ->
     polars frame, standing in for the lake's tables of the same names); `params` fill its `$name`s.
     Returns a polars frame."""
+    return run_over((TABLES_DIR / f"{table}.sql").read_text(), frames, **params)
+
+
+def run_over(sql: str, frames: dict, **params):
+    """`sql` run by DuckDB over `frames` (relation name -> polars frame) instead of the lake."""
     con = _connection()
     for name, frame in frames.items():
         con.register(name, frame)
-    sql = (TABLES_DIR / f"{table}.sql").read_text()
     _named_queries(con, sql)
     return con.sql(sql, params=params or None).pl()
 

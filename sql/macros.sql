@@ -43,3 +43,12 @@ CREATE OR REPLACE MACRO interval_high(replicates) AS
     (SELECT quantile_cont(x, (1 + interval_level()) / 2) FROM unnest(replicates) t(x))::DOUBLE;
 -- replicate by replicate a - b (lists of the same problem set's replicates): a paired difference
 CREATE OR REPLACE MACRO paired_difference(a, b) AS [a[i] - b[i] FOR i IN range(1, len(a) + 1)];
+-- Held-out selection: a fixed split of the problems by a hash of their id. Rules (an eps for the js
+-- criterion) are chosen on the 'select' half and reported on the 'report' half, never on the rows that chose them.
+CREATE OR REPLACE MACRO problem_half(dataset, problem_id) AS
+    CASE WHEN substr(md5(dataset || '/' || problem_id), 1, 1) < '8' THEN 'select' ELSE 'report' END;
+-- the share of the RL-minus-base accuracy gap a cross-sampling rule moves: recovered for forward (base
+-- primary), lost for reverse (RL primary); null when the gap is zero
+CREATE OR REPLACE MACRO gap_moved(direction, accuracy, base_accuracy, rl_accuracy) AS
+    (CASE WHEN direction = 'forward' THEN accuracy - base_accuracy ELSE rl_accuracy - accuracy END)
+        / nullif(rl_accuracy - base_accuracy, 0);

@@ -83,10 +83,12 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
             _run(runner, report_job, keys, timings, log)
     timings["total"] = time.perf_counter() - t0
     log("")
+    log("Accuracy with 95% bootstrap intervals over problems (sql/queries/demo_summary.sql)")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_summary"), settings.lake_url)))
-    log("\nCross-sampling: the js rule moving the most of the RL-base accuracy gap with <= 10% of tokens "
-        "switched, and the random control at that budget (sql/queries/cross_sampling_budget.sql)")
-    log(lakesql.render(lakesql.run(lakesql.query_text("cross_sampling_budget"), settings.lake_url)))
+    log("\nCross-sampling: the js rule moving the most of the RL-base accuracy gap with <= 10% of tokens switched, "
+        "chosen on one half of the problems and measured on the other, against the random control at that budget "
+        "(sql/queries/cross_sampling_budget.sql; these columns: demo_cross_sampling.sql)")
+    log(lakesql.render(lakesql.run(lakesql.query_text("demo_cross_sampling"), settings.lake_url)))
     log("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     log(f"\nlake: {settings.lake_url}    checkpoints: {settings.checkpoints_url}    DAGSTER_HOME: {home}")
     log("Look at it:\n  make ui                      # Dagster UI: assets, partitions, runs\n"

@@ -1,21 +1,30 @@
 -- Which tokens matter, in one line per checkpoint and direction: the js rule that moves the most of the
 -- RL-minus-base accuracy gap while switching at most token_budget() of its response tokens, beside the
--- random control at that rule's budget. gap_moved: recovered (forward) or lost (reverse), as a fraction,
--- with its bootstrap interval over problems; js_minus_random: the paired difference (same resampled
--- problems for both rules, replicate by replicate) and its interval.
+-- random control at that rule's budget. The rule is chosen on the selection half of the problems and
+-- reported on the held-out half (cross_summaries' *_select and *_report columns; problem_half in
+-- sql/macros.sql), so its gap_moved is not inflated by the choice. gap_moved: recovered (forward) or lost
+-- (reverse), as a fraction, with its bootstrap interval over the held-out problems; js_minus_random: the
+-- paired difference (the same resampled problems for both rules, replicate by replicate) and its interval.
+-- gap_moved_in_sample: the chosen rule on every problem, choice included (biased upwards; for reference).
 WITH js AS (
-    SELECT *, row_number() OVER (PARTITION BY checkpoint, direction ORDER BY gap_moved DESC, eps DESC) AS pick
+    SELECT *, row_number() OVER (PARTITION BY checkpoint, direction
+                                 ORDER BY gap_moved_select DESC NULLS LAST, eps DESC) AS pick
     FROM cross_summaries
-    WHERE criterion = 'js' AND switched_share <= token_budget() AND isfinite(eps)
+    WHERE criterion = 'js' AND switched_share_select <= token_budget() AND isfinite(eps)
 )
-SELECT js.checkpoint, c.step, js.direction, js.eps, js.switched_share, js.accuracy,
-       js.base_accuracy, js.rl_accuracy, js.gap_moved, js.gap_moved_lo, js.gap_moved_hi,
-       rnd.switched_share AS random_switched_share, rnd.accuracy AS random_accuracy,
-       rnd.gap_moved AS random_gap_moved, rnd.gap_moved_lo AS random_gap_moved_lo,
-       rnd.gap_moved_hi AS random_gap_moved_hi,
-       js.gap_moved - rnd.gap_moved AS js_minus_random,
-       interval_low(paired_difference(js.gap_moved_replicates, rnd.gap_moved_replicates)) AS js_minus_random_lo,
-       interval_high(paired_difference(js.gap_moved_replicates, rnd.gap_moved_replicates)) AS js_minus_random_hi
+SELECT js.checkpoint, c.step, js.direction, js.eps,
+       js.n_problems_select AS chosen_on_problems, js.n_problems_report AS reported_on_problems,
+       js.switched_share_report AS switched_share, js.accuracy_report AS accuracy,
+       js.gap_moved_report AS gap_moved, js.gap_moved_report_lo AS gap_moved_lo, js.gap_moved_report_hi AS gap_moved_hi,
+       rnd.switched_share_report AS random_switched_share, rnd.accuracy_report AS random_accuracy,
+       rnd.gap_moved_report AS random_gap_moved, rnd.gap_moved_report_lo AS random_gap_moved_lo,
+       rnd.gap_moved_report_hi AS random_gap_moved_hi,
+       js.gap_moved_report - rnd.gap_moved_report AS js_minus_random,
+       interval_low(paired_difference(js.gap_moved_report_replicates, rnd.gap_moved_report_replicates))
+           AS js_minus_random_lo,
+       interval_high(paired_difference(js.gap_moved_report_replicates, rnd.gap_moved_report_replicates))
+           AS js_minus_random_hi,
+       js.gap_moved AS gap_moved_in_sample
 FROM js
 LEFT JOIN cross_summaries rnd
        ON rnd.checkpoint = js.checkpoint AND rnd.direction = js.direction AND rnd.criterion = 'random'

@@ -2,7 +2,8 @@
 -- cross_summaries: accuracy with its bootstrap interval over problems, the change since the previous
 -- checkpoint with a paired interval (the same resampled problems for both; null where the problem sets
 -- differ), the JS percentiles and near-zero share of RL tokens, and the share of the RL-base gap the js rule
--- picked by the cross_sampling_budget query moves, per direction, with its interval.
+-- picked by the cross_sampling_budget query moves, per direction, with its interval (chosen on the selection
+-- half of the problems, reported on the held-out half).
 WITH rl AS (
     SELECT checkpoint, accuracy AS rl_accuracy, accuracy_lo AS rl_accuracy_lo, accuracy_hi AS rl_accuracy_hi,
            n_tokens, js_mean, js_p50, js_p80, js_p90, js_p95, js_p99, share_js_lt_1e3, share_js_gt_0_1,
