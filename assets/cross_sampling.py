@@ -18,20 +18,31 @@ HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "accu
             "gap_moved_lo", "gap_moved_hi"]
 
 
+IDENTITY = "never_switch_reproduces_rollouts"
+
+
 @dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
-          check_specs=checks.specs("cross_samples"))
+          check_specs=[*checks.specs("cross_samples"), dg.AssetCheckSpec(
+              IDENTITY, asset="cross_samples",
+              description=f"on the first {tables.IDENTITY_PROBLEMS} problems, a js rule that never switches "
+                          "(eps = +inf) reproduces the base's rollouts (forward) and the checkpoint's (reverse)")])
 def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, problems: pl.DataFrame,
-                  base_model: pl.DataFrame, checkpoints: pl.DataFrame):
+                  base_model: pl.DataFrame, checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame,
+                  rollouts: pl.DataFrame):
     """Forward (base primary) and reverse (RL primary) lockstep responses for every criterion and eps,
     plus the random control at each js run's budget (prompts, stops and data version as the rollouts')."""
     cfg = study.settings()
     prompting = cfg.prompts()
     base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
-    frame = tables.cross_samples(base, rl, problems, context.partition_key, cfg.cross_grid(),
-                                  cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
+    args = (cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
+    frame = tables.cross_samples(base, rl, problems, context.partition_key, cfg.cross_grid(), *args)
     context.add_asset_metadata(prompting.metadata(base.tokenizer))
     context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))
     yield from checks.output_and_checks("cross_samples", frame)
+    # the rollouts are read for the check (and are the same settings' samples: what changes them changes these)
+    passed, metadata = tables.never_switch_identity(base, rl, problems, context.partition_key, base_rollouts, rollouts,
+                                                    cfg.cross_grid(), *args)
+    yield dg.AssetCheckResult(check_name=IDENTITY, passed=passed, metadata=metadata)
 
 
 @dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"polars"}, partitions_def=checkpoints_partitions,

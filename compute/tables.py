@@ -191,3 +191,33 @@ def scores(frame: pl.DataFrame, problems: pl.DataFrame, verifiers: str, keys: tu
             extracted_answer=pl.lit(None, pl.String), correct=pl.lit(None, pl.Boolean), reason=pl.lit(None, pl.String),
             extraction=pl.lit(None, pl.String))
     return pl.concat(parts)
+
+
+IDENTITY_PROBLEMS = 4  # problems (every sample of each) the never-switch identity is checked on
+
+
+def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str,
+                          base_rollouts: pl.DataFrame, rl_rollouts: pl.DataFrame, grid: CrossGrid,
+                          samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
+                          prompting: PromptSettings = PromptSettings()) -> tuple[bool, dict]:
+    """Does lockstep cross-sampling with a js rule that never switches (eps = +inf) reproduce, token for
+    token, the primary's own rollouts: the base's (forward) and the checkpoint's (reverse)? Decoded afresh on
+    the first IDENTITY_PROBLEMS problems by id, whatever the grid holds; returns (passed, what was compared)."""
+    sample = problems.sort("dataset", "problem_id").head(IDENTITY_PROBLEMS)
+    never = CrossGrid(tuple(d for d in ("forward", "reverse") if d in grid.directions) or ("forward",),
+                      (("js", (float("inf"),)),), random_control=False, divergence_on=grid.divergence_on)
+    cross = cross_samples(base, rl, sample, checkpoint, never, samples_per_problem, params, seed, batch_size,
+                          prompting)
+    keys = ["dataset", "problem_id", "sample_idx"]
+    metadata, mismatched = {}, []
+    for direction, own in (("forward", base_rollouts), ("reverse", rl_rollouts)):
+        got = cross.filter(pl.col("direction") == direction)
+        if not got.height:
+            continue
+        joined = got.join(own.select(*keys, pl.col("response_ids").alias("own")), on=keys, how="left")
+        same = [a is not None and list(a) == list(b) for a, b in zip(joined["own"], joined["response_ids"])]
+        mismatched += [f"{direction} {r['problem_id']}#{r['sample_idx']}"
+                       for r, ok in zip(joined.iter_rows(named=True), same) if not ok]
+        metadata[f"{direction}: responses identical"] = f"{sum(same)} of {len(same)}"
+    metadata["not identical"] = ", ".join(mismatched[:20]) or "none"
+    return not mismatched and bool(metadata), metadata

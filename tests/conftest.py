@@ -104,7 +104,8 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
         result = materialise(settings, instance, CHECKPOINT_ASSETS, key)
         assert result.success
         evaluations = result.get_asset_check_evaluations()
-        assert len(evaluations) == 10 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+        assert len(evaluations) == 11 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
+        assert "never_switch_reproduces_rollouts" in {e.check_name for e in evaluations}  # the identity, in the lake
     assert materialise(settings, instance, ["trend"]).success
     for key in keys:
         assert materialise(settings, instance, ["report"], key).success

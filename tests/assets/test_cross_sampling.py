@@ -102,3 +102,31 @@ def test_curve_query_has_the_promised_columns_and_matches_the_summaries(lake):
         never = summary.filter((pl.col("direction") == "forward") & (pl.col("criterion") == "js")
                                & (pl.col("eps") == math.inf)).row(0, named=True)
         assert never["accuracy"] == pytest.approx(base_accuracy) and never["switched_share"] == 0
+
+
+@pytest.mark.parametrize("lake", ["local"], indirect=True)
+def test_the_never_switch_identity_check_fails_on_rollouts_that_differ(lake, small_world):
+    """The asset check behind `never_switch_reproduces_rollouts` (it passed for every checkpoint while the lake
+    was built: tests/conftest.py): it decodes its own eps = +inf sample, so it can fail."""
+    from compute import tables
+    from compute.models import load_model
+    from tests.conftest import study_settings
+
+    url, keys = lake
+    cfg = study_settings(small_world, url)
+    checkpoint = sorted((small_world / "checkpoints").iterdir())[-1]
+    base, rl = load_model(small_world / "base"), load_model(checkpoint)
+    problems = lakeio.read_partition(url, "problems", "")
+    own = {"base": lakeio.read_partition(url, "rollouts", "checkpoint=base"),
+           "rl": lakeio.read_partition(url, "rollouts", f"checkpoint={keys[-1]}")}
+    args = (cfg.cross_grid(), cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, cfg.prompts())
+    passed, metadata = tables.never_switch_identity(base, rl, problems, keys[-1], own["base"], own["rl"], *args)
+    n = tables.IDENTITY_PROBLEMS * cfg.samples_per_problem
+    assert passed and metadata["forward: responses identical"] == metadata["reverse: responses identical"] == f"{n} of {n}"
+    first = problems.sort("dataset", "problem_id")["problem_id"][0]
+    altered = own["rl"].with_columns(pl.when((pl.col("problem_id") == first) & (pl.col("sample_idx") == 0))
+                                     .then(pl.col("response_ids").list.reverse()).otherwise(pl.col("response_ids"))
+                                     .alias("response_ids"))
+    passed, metadata = tables.never_switch_identity(base, rl, problems, keys[-1], own["base"], altered, *args)
+    assert not passed and metadata["not identical"] == f"reverse {first}#0"
+    assert metadata["reverse: responses identical"] == f"{n - 1} of {n}"
