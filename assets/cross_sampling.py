@@ -53,7 +53,7 @@ def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl
                                         {"cross_samples": cross_samples})
 
 
-@dg.asset(code_version="4", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="5", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
 def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
                     base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only

@@ -6,6 +6,8 @@
 -- (reverse), as a fraction, with its bootstrap interval over the held-out problems; js_minus_random: the
 -- paired difference (the same resampled problems for both rules, replicate by replicate) and its interval.
 -- gap_moved_in_sample: the chosen rule on every problem, choice included (biased upwards; for reference).
+-- share_switched_at_least_once, median_first_switch_position: how many responses a rule switches at all, and
+-- where it switches first (every problem; a js rule that always switches the first token shows 1 and 0).
 WITH js AS (
     SELECT *, row_number() OVER (PARTITION BY checkpoint, direction
                                  ORDER BY gap_moved_select DESC NULLS LAST, eps DESC) AS pick
@@ -24,7 +26,10 @@ SELECT js.checkpoint, c.step, js.direction, js.eps,
            AS js_minus_random_lo,
        interval_high(paired_difference(js.gap_moved_report_replicates, rnd.gap_moved_report_replicates))
            AS js_minus_random_hi,
-       js.gap_moved AS gap_moved_in_sample
+       js.gap_moved AS gap_moved_in_sample,
+       js.share_switched_at_least_once, js.median_first_switch_position,
+       rnd.share_switched_at_least_once AS random_share_switched_at_least_once,
+       rnd.median_first_switch_position AS random_median_first_switch_position
 FROM js
 LEFT JOIN cross_summaries rnd
        ON rnd.checkpoint = js.checkpoint AND rnd.direction = js.direction AND rnd.criterion = 'random'

@@ -3,7 +3,9 @@
 -- checkpoint (scores) sampling alone ($checkpoint: its key).
 --   switched_share: share of all response tokens drawn from the intervening model (the budget);
 --   switched_count: mean number per response; switched_share_per_response: mean of each response's own
---   share (higher when short responses switch much);
+--   share (higher when short responses switch much); share_switched_at_least_once: the share of responses
+--   with a switch at all, and mean/median_first_switch_position where the first one happens (a switch
+--   changes what follows, so later switches are partly follow-ons of the first);
 --   gap_moved: the share of the RL-minus-base accuracy gap the rule moves (sql/macros.sql, gap_moved).
 -- Scopes: the columns without a suffix are over every problem; *_select over the selection half of the
 -- problems and *_report over the held-out half (problem_half): rules are chosen on the first, reported on
@@ -90,6 +92,9 @@ rules AS (
            avg(n_switched)::DOUBLE AS switched_count,
            avg(n_switched / greatest(n_tokens, 1))::DOUBLE AS switched_share_per_response,
            avg(n_tokens)::DOUBLE AS mean_tokens,
+           avg((n_switched > 0)::INTEGER)::DOUBLE AS share_switched_at_least_once,
+           avg(list_min(switched_positions))::DOUBLE AS mean_first_switch_position,
+           median(list_min(switched_positions))::DOUBLE AS median_first_switch_position,
            first(switch_prob) AS switch_prob
     FROM samples
     GROUP BY direction, criterion, eps

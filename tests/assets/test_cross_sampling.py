@@ -130,3 +130,24 @@ def test_the_never_switch_identity_check_fails_on_rollouts_that_differ(lake, sma
     passed, metadata = tables.never_switch_identity(base, rl, problems, keys[-1], own["base"], altered, *args)
     assert not passed and metadata["not identical"] == f"reverse {first}#0"
     assert metadata["reverse: responses identical"] == f"{n - 1} of {n}"
+
+
+def test_first_switches_are_counted_apart_from_follow_ons(lake):
+    """Later switches follow from the first (it changes the rest of the response): per rule, the share of
+    responses switched at least once and where the first switch is, recomputed from the raw cross samples."""
+    url, keys = lake
+    for key in keys:
+        raw = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}").group_by(
+            "direction", "criterion", "eps").agg(
+            (pl.col("n_switched") > 0).mean().alias("once"),
+            pl.col("switched_positions").list.min().mean().alias("mean_first"),
+            pl.col("switched_positions").list.min().median().alias("median_first"))
+        got = lakeio.read_partition(url, "cross_summaries", f"checkpoint={key}").join(
+            raw, on=["direction", "criterion", "eps"])
+        assert got.height == 30
+        assert got["share_switched_at_least_once"].to_list() == pytest.approx(got["once"].to_list())
+        for ours, theirs in (("mean_first_switch_position", "mean_first"), ("median_first_switch_position", "median_first")):
+            assert got[ours].to_list() == pytest.approx(got[theirs].to_list(), nan_ok=True), ours
+        never = got.filter((pl.col("criterion") == "js") & (pl.col("eps") == math.inf))
+        assert never["share_switched_at_least_once"].to_list() == [0.0, 0.0]
+        assert never["mean_first_switch_position"].is_null().all()

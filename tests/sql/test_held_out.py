@@ -83,7 +83,8 @@ def test_held_out_gap_on_a_study_made_to_measure():
                 sample_id = f"{criterion}-{eps}-{p}-{s}"
                 samples.append({"cross_sample_id": sample_id, "direction": "forward", "criterion": criterion,
                                 "eps": eps, "switch_prob": None, "dataset": d, "problem_id": p,
-                                "n_tokens": 100, "n_switched": switched})
+                                "n_tokens": 100, "n_switched": switched,
+                                "switched_positions": list(range(switched))})
                 verdicts.append({"cross_sample_id": sample_id, "correct": correct_if(i)})
     frames = {"cross_samples": pl.DataFrame(samples, schema_overrides={"switch_prob": pl.Float64}),
               "cross_scores": pl.DataFrame(verdicts), "base_scores": base, "scores": rl}
