@@ -46,13 +46,18 @@ def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: s
     return _versioned(frame, digest, {names.LISTING: listed})
 
 
+def _stored_row(lake_url: str, partition: str) -> pl.DataFrame | None:
+    """The model's `checkpoints` row a previous run wrote, if any."""
+    try:
+        return lake.read_partition(lake_url, "checkpoints", partition)
+    except FileNotFoundError:
+        return None
+
+
 def _discovered_at(lake_url: str, checkpoint: str, digest: str) -> datetime:
     """When these weights were first written to the lake: a rerun over the same weights keeps the time, so it
     writes the same row (its `rerun` metadata says unchanged); other weights are discovered now."""
-    try:
-        row = lake.read_partition(lake_url, "checkpoints", lake.checkpoint_partition(checkpoint))
-    except FileNotFoundError:
-        row = None
+    row = _stored_row(lake_url, lake.checkpoint_partition(checkpoint))
     if row is not None and row["content_hash"][0] == digest:
         return row["discovered_at"][0]
     return datetime.now(timezone.utc)
@@ -67,10 +72,7 @@ def _versioned(frame: pl.DataFrame, digest: str, metadata: dict) -> dg.Output:
 def _from_store(lake_url: str, partition: str, what: str, fix: str) -> dg.Output:
     """The row a previous run wrote, when the model's folder is gone (rotated away by the trainer): the
     analysis goes on from the model store, with the same data version."""
-    try:
-        row = lake.read_partition(lake_url, "checkpoints", partition)
-    except FileNotFoundError:
-        row = None
+    row = _stored_row(lake_url, partition)
     if row is None or not stored(lake_url, row["content_hash"][0]):
         raise FileNotFoundError(f"{what}, and the lake's model store has no copy of it: {fix}")
     return _versioned(row.drop("code_version", strict=False), row["content_hash"][0],

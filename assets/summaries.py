@@ -8,8 +8,8 @@ from compute.summaries import markdown_table
 from orchestration.wiring import names
 from orchestration.wiring.partitions import checkpoints_partitions
 
-OVERVIEW = ["policy", "accuracy", "accuracy_lo", "accuracy_hi", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p90", "js_p99",
-            "high_js_rl_top1_in_base_top3"]
+OVERVIEW = ["policy", "accuracy", "accuracy_lo", "accuracy_hi", "n_tokens", "share_js_lt_1e3", "js_p50", "js_p90",
+            "js_p99", "high_js_rl_top1_in_base_top3"]
 
 
 @dg.asset(code_version="3", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)

@@ -17,10 +17,11 @@ ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
 def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
           cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;
-    checkpoints not analysed yet are left out (sql/tables/trend.sql, run by DuckDB). Refreshed whenever a checkpoint's summaries change; its figure
-    is drawn by the `report` asset."""
+    checkpoints not analysed yet are left out (sql/tables/trend.sql, run by DuckDB). Refreshed whenever a
+    checkpoint's summaries change; its figure is drawn by the `report` asset."""
     frame = compute_table("trend", {"checkpoints": checkpoints, "summaries": summaries,
                                     "cross_summaries": cross_summaries})
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
-        "step", "rl_accuracy", "rl_accuracy_lo", "rl_accuracy_hi", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3", "forward_js_gap_moved"]))})
+        "step", "rl_accuracy", "rl_accuracy_lo", "rl_accuracy_hi", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3",
+        "forward_js_gap_moved"]))})
     return frame
