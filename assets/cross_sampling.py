@@ -21,7 +21,7 @@ HEADLINE = ["direction", "criterion", "eps", "switched_share", "accuracy", "accu
 IDENTITY = "never_switch_reproduces_rollouts"
 
 
-@dg.asset(code_version="2", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="3", group_name=names.ANALYSIS, kinds={"pytorch"}, partitions_def=checkpoints_partitions,
           check_specs=[*checks.specs("cross_samples"), dg.AssetCheckSpec(
               IDENTITY, asset="cross_samples",
               description=f"on the first {tables.IDENTITY_PROBLEMS} problems, a js rule that never switches "
@@ -53,11 +53,13 @@ def cross_scores(study: StudyResource, problems: pl.DataFrame, cross_samples: pl
                                         {"cross_samples": cross_samples})
 
 
-@dg.asset(code_version="5", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
+@dg.asset(code_version="6", group_name=names.ANALYSIS, kinds={"duckdb"}, partitions_def=checkpoints_partitions)
 def cross_summaries(context: dg.AssetExecutionContext, cross_samples: pl.DataFrame, cross_scores: pl.DataFrame,
                     base_scores: pl.DataFrame, scores: pl.DataFrame) -> pl.DataFrame:
     """Accuracy and switched-token share per direction, criterion and eps, beside base-only and RL-only
     (sql/tables/cross_summaries.sql, run by DuckDB over this checkpoint's frames)."""
+    if "coin" not in cross_samples.columns:  # partitions written before the control had several coin seeds
+        cross_samples = cross_samples.with_columns(coin=pl.lit(0, pl.Int32))
     frame = compute_table("cross_summaries", {"cross_samples": cross_samples, "cross_scores": cross_scores,
                                               "base_scores": base_scores, "scores": scores},
                           checkpoint=context.partition_key)

@@ -12,6 +12,11 @@ the prefix is encoded once. Criteria (each with a threshold `eps`):
     entropy     H(primary) > eps
     random      a separate per-row coin < switch_prob (the control, with a budget matched to a js run)
 
+A row's coin comes from its sampling seed and the rule's coin index (`coin_seed`): every random rule with the
+same index flips the same coins in the same row, whatever its eps or checkpoint. That is intended (common
+random numbers: comparisons between eps values and checkpoints see the same coins, not fresh noise); the
+spread of the control itself shows over several indices (`CrossGrid.random_seeds`).
+
 The criteria read the models' full distributions (`divergence_on="full"`) or the temperature/top-p
 distributions that tokens are drawn from (`"sampling"`, as the paper did). Uniforms come from the same
 per-row generators as `sampling.sample`, so with eps = +inf `forward` reproduces base-only sampling and
@@ -44,14 +49,15 @@ class SwitchRule:
     criterion: str
     eps: float  # for `random`: the eps of the js run whose budget it matches
     switch_prob: float = 0.0  # `random` only: probability of a switch at each step
+    coin: int = 0  # `random` only: which of the row's coin sequences it flips (`coin_seed`)
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction {self.direction!r}: choose one of {DIRECTIONS}")
         if self.criterion not in CRITERIA:
             raise ValueError(f"criterion {self.criterion!r}: choose one of {CRITERIA}")
-        if math.isnan(self.eps) or not 0.0 <= self.switch_prob <= 1.0:
-            raise ValueError(f"bad switch rule {self}: eps must be a number, switch_prob in [0, 1]")
+        if math.isnan(self.eps) or not 0.0 <= self.switch_prob <= 1.0 or self.coin < 0:
+            raise ValueError(f"bad switch rule {self}: eps must be a number, switch_prob in [0, 1], coin >= 0")
 
 
 @dataclass
@@ -62,9 +68,11 @@ class CrossSampled:
     stop: str | None = None  # what ended it: the EOS id (as text) or the stop string; None at length
 
 
-def coin_seed(seed: int) -> int:
-    """The seed of a row's switch coin (random control): derived from, and independent of, its sampling seed."""
-    return int.from_bytes(hashlib.sha256(f"coin:{seed}".encode()).digest()[:8], "little") >> 2
+def coin_seed(seed: int, coin: int = 0) -> int:
+    """The seed of a row's switch coins (random control) for coin index `coin`: derived from, and independent
+    of, its sampling seed; another index gives an independent sequence."""
+    label = "coin" if coin == 0 else f"coin{coin}"
+    return int.from_bytes(hashlib.sha256(f"{label}:{seed}".encode()).digest()[:8], "little") >> 2
 
 
 def _log_dists(logits: torch.Tensor, probs: torch.Tensor, divergence_on: str) -> torch.Tensor:
@@ -127,7 +135,8 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder)
     device = next(base.parameters()).device
     switch_rules = SwitchRules(rules, device)
-    rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s) for s in seeds], steps, device)
+    rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s, r.coin) for s, r in zip(seeds, rules)], steps,
+                                                                  device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long, "switched": torch.bool})
     state = {"base": dec_base.start().clone(), "rl": dec_rl.start().to(device)}
 
@@ -163,12 +172,13 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
 @dataclass(frozen=True)
 class CrossGrid:
     """The sweep of one checkpoint: every direction x criterion x eps, and for each js run a random control
-    whose switch probability is that run's share of switched tokens."""
+    whose switch probability is that run's share of switched tokens, once per coin index (`random_seeds`)."""
 
     directions: tuple[str, ...]
     eps: tuple[tuple[str, tuple[float, ...]], ...]  # (criterion, its thresholds) for js, delta_logp, entropy
     random_control: bool = True
     divergence_on: str = "full"
+    random_seeds: int = 1  # independent coin sequences per random control (its spread shows over them)
 
     def __post_init__(self):
         for d in self.directions:
@@ -182,6 +192,8 @@ class CrossGrid:
             raise ValueError("the random control matches js budgets: give a js eps grid or turn the control off")
         if self.divergence_on not in DIVERGENCE_ON:
             raise ValueError(f"divergence_on={self.divergence_on!r}: choose one of {DIVERGENCE_ON}")
+        if self.random_control and self.random_seeds < 1:
+            raise ValueError(f"random_seeds={self.random_seeds}: the random control needs at least one coin seed")
 
     def rules(self) -> list[SwitchRule]:
         return [SwitchRule(d, c, e) for d in self.directions for c, grid in self.eps for e in grid]
@@ -190,8 +202,8 @@ class CrossGrid:
         """Random controls for the js runs, from their (direction, eps) -> share of switched tokens."""
         if not self.random_control:
             return []
-        return [SwitchRule(d, "random", e, float(js_token_share[(d, e)]))
-                for d in self.directions for e in dict(self.eps)["js"]]
+        return [SwitchRule(d, "random", e, float(js_token_share[(d, e)]), coin)
+                for coin in range(self.random_seeds) for d in self.directions for e in dict(self.eps)["js"]]
 
 
 def parse_eps(text: str, what: str) -> tuple[float, ...]:

@@ -57,6 +57,7 @@ class Settings:
     cross_eps_entropy: str = "0.1,0.3,1"
     cross_random_control: int = 1  # 1: a random control at each js run's budget (none when js is off)
     cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
+    cross_random_seeds: int = 3  # independent coin seeds per random control: its spread shows over them
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
 
@@ -94,7 +95,7 @@ class Settings:
             raise ValueError("every cross-sampling eps grid is empty (SHIFTLAKE_CROSS_EPS_JS, _DELTA_LOGP, _ENTROPY): "
                              "give at least one criterion its thresholds, e.g. SHIFTLAKE_CROSS_EPS_JS=0.01,0.1")
         random_control = bool(self.cross_random_control) and "js" in dict(on)  # it matches the js runs' budgets
-        return CrossGrid(directions, on, random_control, self.cross_divergence_on)
+        return CrossGrid(directions, on, random_control, self.cross_divergence_on, self.cross_random_seeds)
 
 
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",

@@ -87,7 +87,8 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
     Prompts are rendered with the base's tokenizer (the RL model's has the same vocabulary); a response ends
     at an EOS id of either model or a stop string. The js, delta_logp and entropy runs come first; each random
     control then switches with the share of tokens its js run switched (same direction and eps), on the same
-    problems and seeds. `batch_size` rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`).
+    problems and seeds, once per coin seed of the grid (column `coin`: 0 on every other rule). `batch_size`
+    rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`).
     """
     tok = base.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
@@ -111,10 +112,11 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
                                 stops, tok.pad_token_id, grid.divergence_on)
             for (rule, r, k), s, out in zip(chunk, seeds, outs):
                 records.append({
-                    "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}:"
-                                       f"{r['dataset']}:{r['problem_id']}:{k}",
+                    "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}"
+                                       f"{f'~coin{rule.coin}' if rule.coin else ''}:{r['dataset']}:{r['problem_id']}:{k}",
                     "checkpoint": checkpoint, "direction": rule.direction, "criterion": rule.criterion,
-                    "eps": rule.eps, "switch_prob": rule.switch_prob, "divergence_on": grid.divergence_on,
+                    "eps": rule.eps, "switch_prob": rule.switch_prob, "coin": rule.coin,
+                    "divergence_on": grid.divergence_on,
                     "dataset": r["dataset"], "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
                     "temperature": params.temperature, "top_p": params.top_p,
                     "max_new_tokens": params.max_new_tokens, "template_hash": template_hash,
@@ -134,7 +136,7 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
             total[key] = total.get(key, 0) + rec["n_tokens"]
     records += run(grid.random_rules({key: switched[key] / max(total[key], 1) for key in total}))
     return pl.DataFrame(records, schema_overrides={
-        "eps": pl.Float64, "switch_prob": pl.Float64, "sample_idx": pl.Int32, "seed": pl.Int64,
+        "eps": pl.Float64, "switch_prob": pl.Float64, "coin": pl.Int32, "sample_idx": pl.Int32, "seed": pl.Int64,
         "temperature": pl.Float32, "top_p": pl.Float32, "max_new_tokens": pl.Int32, "template_hash": pl.String,
         "response_ids": IDS, "n_tokens": pl.Int32, "n_switched": pl.Int32, "switched_positions": IDS,
         "stop": pl.String})

@@ -3,6 +3,7 @@
 CREATE OR REPLACE MACRO near_zero_js() AS 1e-3;      -- "the distribution did not move"
 CREATE OR REPLACE MACRO small_js() AS 1e-2;
 CREATE OR REPLACE MACRO high_js() AS 0.1;            -- "RL moved this token"
+CREATE OR REPLACE MACRO low_entropy() AS 0.1;        -- nats: the base was nearly sure of its next token
 CREATE OR REPLACE MACRO top_share() AS 0.05;         -- the top-5% of tokens by JS, per checkpoint and policy
 CREATE OR REPLACE MACRO token_budget() AS 0.10;      -- cross-sampling rules compared at <= 10% switched tokens
 CREATE OR REPLACE MACRO position_bins() AS 10;       -- relative position in the response, [0, 1) in 10 bins
@@ -51,4 +52,4 @@ CREATE OR REPLACE MACRO problem_half(dataset, problem_id) AS
 -- primary), lost for reverse (RL primary); null when the gap is zero
 CREATE OR REPLACE MACRO gap_moved(direction, accuracy, base_accuracy, rl_accuracy) AS
     (CASE WHEN direction = 'forward' THEN accuracy - base_accuracy ELSE rl_accuracy - accuracy END)
-        / nullif(rl_accuracy - base_accuracy, 0);
+        / nullif(rl_accuracy - base_accuracy, 0) + 0.0;  -- + 0.0: no -0.0 when nothing moved

@@ -59,11 +59,17 @@ SMALL = WorldConfig(width=2, sft_steps=300, sft_batch=64, rl_steps=4, rl_prompts
                     checkpoint_every=2, max_new_tokens=24, eval_problems=8)
 """A world for tests, built in seconds: 2-digit addition, every part in the real layout."""
 
-WORLDS = {"default": WorldConfig(), "small": SMALL}
+EMERGENT = WorldConfig(noise=Noise(direct_guess=0.5, dropped_carry=0.0, dropped_final_carry=0.0))
+"""A world whose base's mistakes are not planted: every SFT target is exact, half of them worked column by
+column and half a direct answer (`#<sum>$`). Nothing marks either strategy as worse; the base learns the
+worked one well and the direct one not at all (a 2-layer model cannot add four digits in one shot), so its
+mistakes come from what training could and could not teach, and RL has to find out which strategy pays."""
+
+WORLDS = {"default": WorldConfig(), "emergent": EMERGENT, "small": SMALL}
 
 
 def named_config(name: str | None = None) -> WorldConfig:
-    """The world named by `name` or $SHIFTLAKE_TOY_WORLD (default | small)."""
+    """The world named by `name` or $SHIFTLAKE_TOY_WORLD (default | emergent | small)."""
     name = name or os.environ.get("SHIFTLAKE_TOY_WORLD") or "default"
     if name not in WORLDS:
         raise ValueError(f"SHIFTLAKE_TOY_WORLD={name!r} is not a toy world; choose one of {sorted(WORLDS)}")

@@ -8,6 +8,8 @@
 -- gap_moved_in_sample: the chosen rule on every problem, choice included (biased upwards; for reference).
 -- share_switched_at_least_once, median_first_switch_position: how many responses a rule switches at all, and
 -- where it switches first (every problem; a js rule that always switches the first token shows 1 and 0).
+-- The random control pools its coin seeds; random_gap_moved_coin_min/max: the least and most that one coin
+-- seed alone moves on the held-out half (random_coin_seeds of them), its spread from the coins alone.
 WITH js AS (
     SELECT *, row_number() OVER (PARTITION BY checkpoint, direction
                                  ORDER BY gap_moved_select DESC NULLS LAST, eps DESC) AS pick
@@ -29,7 +31,9 @@ SELECT js.checkpoint, c.step, js.direction, js.eps,
        js.gap_moved AS gap_moved_in_sample,
        js.share_switched_at_least_once, js.median_first_switch_position,
        rnd.share_switched_at_least_once AS random_share_switched_at_least_once,
-       rnd.median_first_switch_position AS random_median_first_switch_position
+       rnd.median_first_switch_position AS random_median_first_switch_position,
+       rnd.coin_seeds AS random_coin_seeds, list_min(rnd.gap_moved_report_by_coin) AS random_gap_moved_coin_min,
+       list_max(rnd.gap_moved_report_by_coin) AS random_gap_moved_coin_max
 FROM js
 LEFT JOIN cross_summaries rnd
        ON rnd.checkpoint = js.checkpoint AND rnd.direction = js.direction AND rnd.criterion = 'random'

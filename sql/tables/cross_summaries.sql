@@ -12,6 +12,9 @@
 -- the second. Intervals (*_lo, *_hi) are bootstrap intervals over problems (sql/macros.sql): in each
 -- replicate the rule, the base and the RL checkpoint are scored on the same resampled problems; the
 -- replicates of accuracy and gap_moved are kept for paired differences (js against random).
+-- The random control runs once per coin seed (cross_samples.coin): its row pools them all, and
+-- coin_seeds, gap_moved_by_coin and gap_moved_report_by_coin give each seed's own gap_moved (every problem,
+-- held-out half): the control's spread over its coins. Other rules have one seed (0) and null lists.
 WITH problems AS (
     SELECT dataset, problem_id FROM base_scores UNION SELECT dataset, problem_id FROM scores
 ),
@@ -99,6 +102,24 @@ rules AS (
     FROM samples
     GROUP BY direction, criterion, eps
 ),
+by_coin AS (  -- the random control per coin seed, on every problem and on the held-out half
+    SELECT x.direction, x.criterion, x.eps, x.coin,
+           avg(x.correct::INTEGER) AS accuracy,
+           avg(x.correct::INTEGER) FILTER (WHERE problem_half(x.dataset, x.problem_id) = 'report') AS accuracy_report
+    FROM samples x WHERE x.criterion = 'random'
+    GROUP BY x.direction, x.criterion, x.eps, x.coin
+),
+coins AS (
+    SELECT c.direction, c.criterion, c.eps, count(*) AS coin_seeds,
+           list(gap_moved(c.direction, c.accuracy, a.base_accuracy, a.rl_accuracy)::FLOAT ORDER BY c.coin)
+               AS gap_moved_by_coin,
+           list(gap_moved(c.direction, c.accuracy_report, h.base_accuracy, h.rl_accuracy)::FLOAT ORDER BY c.coin)
+               AS gap_moved_report_by_coin
+    FROM by_coin c
+    CROSS JOIN (SELECT * FROM alone WHERE scope = 'all' AND b IS NULL) a
+    CROSS JOIN (SELECT * FROM alone WHERE scope = 'report' AND b IS NULL) h
+    GROUP BY c.direction, c.criterion, c.eps
+),
 everything AS (SELECT base_accuracy::DOUBLE AS base_accuracy, rl_accuracy::DOUBLE AS rl_accuracy
                FROM alone WHERE scope = 'all' AND b IS NULL)
 SELECT $checkpoint AS checkpoint, r.*, a.base_accuracy, a.rl_accuracy,
@@ -116,8 +137,10 @@ SELECT $checkpoint AS checkpoint, r.*, a.base_accuracy, a.rl_accuracy,
        (SELECT any_value(n_problems) FILTER (WHERE scope = 'select') FROM scoped) AS n_problems_select,
        (SELECT any_value(n_problems) FILTER (WHERE scope = 'report') FROM scoped) AS n_problems_report,
        'problem' AS bootstrap_unit, bootstrap_resamples() AS bootstrap_resamples, bootstrap_seed() AS bootstrap_seed,
-       m.accuracy_replicates, m.gap_moved_replicates, m.gap_moved_report_replicates
+       m.accuracy_replicates, m.gap_moved_replicates, m.gap_moved_report_replicates,
+       coalesce(k.coin_seeds, 1) AS coin_seeds, k.gap_moved_by_coin, k.gap_moved_report_by_coin
 FROM rules r
 CROSS JOIN everything a
 LEFT JOIN by_rule m USING (direction, criterion, eps)
+LEFT JOIN coins k USING (direction, criterion, eps)
 ORDER BY r.direction, r.criterion, r.eps

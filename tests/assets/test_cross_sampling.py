@@ -29,11 +29,11 @@ def test_extreme_eps_reproduce_the_stored_rollouts(lake):
         cross = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}")
         for direction, eps, expect in [("forward", math.inf, base), ("reverse", math.inf, rl),
                                        ("forward", -math.inf, rl), ("reverse", -math.inf, base)]:
-            for criterion in ("js", "random"):
+            for criterion, coin in (("js", 0), ("random", 0), ("random", 1), ("random", 2)):
                 rows = cross.filter((pl.col("direction") == direction) & (pl.col("criterion") == criterion)
-                                    & (pl.col("eps") == eps))
+                                    & (pl.col("eps") == eps) & (pl.col("coin") == coin))
                 assert rows.height == len(expect)
-                assert _responses(rows) == expect, (key, direction, criterion, eps)
+                assert _responses(rows) == expect, (key, direction, criterion, coin, eps)
                 assert (rows["n_switched"] == (rows["n_tokens"] if eps < 0 else 0)).all()
 
 
@@ -42,9 +42,9 @@ def test_cross_samples_are_complete_and_consistent(lake):
     problems = lakeio.read_partition(url, "problems", "")
     for key in keys:
         cross = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}")
-        rules = cross.select("direction", "criterion", "eps").unique()
-        # 2 directions x (4 js + 4 delta_logp + 3 entropy + 4 random) rules, 2 samples per problem each
-        assert rules.height == 2 * 15 and cross.height == rules.height * problems.height * 2
+        rules = cross.select("direction", "criterion", "eps", "coin").unique()
+        # 2 directions x (4 js + 4 delta_logp + 3 entropy + 4 random x 3 coin seeds) rules, 2 samples per problem
+        assert rules.height == 2 * (11 + 4 * 3) and cross.height == rules.height * problems.height * 2
         assert cross["cross_sample_id"].n_unique() == cross.height
         assert (cross["switched_positions"].list.len() == cross["n_switched"]).all()
         assert (cross["n_switched"] <= cross["n_tokens"]).all()
@@ -52,7 +52,8 @@ def test_cross_samples_are_complete_and_consistent(lake):
         # each random control switches with its js run's share of switched tokens
         js = (cross.filter(pl.col("criterion") == "js").group_by("direction", "eps")
               .agg((pl.col("n_switched").sum() / pl.col("n_tokens").sum()).alias("share")))
-        rnd = cross.filter(pl.col("criterion") == "random").group_by("direction", "eps").agg(pl.col("switch_prob").unique())
+        rnd = (cross.filter(pl.col("criterion") == "random").group_by("direction", "eps")
+               .agg(pl.col("switch_prob").unique()))
         both = js.join(rnd, on=["direction", "eps"])
         assert both.height == js.height == 8
         for row in both.iter_rows(named=True):

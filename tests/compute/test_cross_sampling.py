@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from compute.cross_sampling import CRITERIA, SwitchRule, SwitchRules, cross_sample
+from compute.cross_sampling import CRITERIA, CrossGrid, SwitchRule, SwitchRules, coin_seed, cross_sample
 from compute.reencoding import ReencodingDecoder
 from compute.sampling import SamplingParams, sample
 from tests.compute.test_paired import VOCAB, tiny_model
@@ -79,6 +79,29 @@ def test_a_row_depends_on_its_prompt_seed_and_rule_only(pair):
     alone = [cross_sample(base, rl, [p], [s], [r], params, EOS, PAD)[0] for p, s, r in zip(prompts, seeds, rules)]
     assert [(t.response_ids, t.switched_positions) for t in together] == \
         [(a.response_ids, a.switched_positions) for a in alone]
+
+
+def test_each_coin_seed_flips_its_own_coins_the_same_in_every_rule(pair):
+    """Random controls with one coin index flip the same coins in a row whatever their eps (common random
+    numbers, by design); another index flips other coins. The grid runs every control once per index."""
+    base, rl = pair
+    prompts, seeds = _prompts(8)
+    params = SamplingParams(max_new_tokens=10)
+
+    def switched(rule):
+        return [g.switched_positions for g in cross_sample(base, rl, prompts, seeds, [rule] * 8, params, EOS, PAD)]
+
+    coin0 = switched(SwitchRule("forward", "random", 0.01, 0.4))
+    assert coin0 == switched(SwitchRule("forward", "random", 0.3, 0.4))  # another eps, same budget: same coins
+    coin1 = switched(SwitchRule("forward", "random", 0.01, 0.4, coin=1))
+    assert coin1 != coin0 and any(coin1) and any(coin0)
+    assert coin_seed(7) == coin_seed(7, 0) != coin_seed(7, 1) != coin_seed(7, 2)
+    grid = CrossGrid(("forward", "reverse"), (("js", (0.1, 0.2)),), random_seeds=3)
+    controls = grid.random_rules({(d, e): 0.1 for d in ("forward", "reverse") for e in (0.1, 0.2)})
+    assert sorted((r.direction, r.eps, r.coin) for r in controls) == \
+        sorted((d, e, c) for d in ("forward", "reverse") for e in (0.1, 0.2) for c in range(3))
+    with pytest.raises(ValueError, match="coin seed"):
+        CrossGrid(("forward",), (("js", (0.1,)),), random_seeds=0)
 
 
 def test_switches_are_counted_over_the_response_only(pair):

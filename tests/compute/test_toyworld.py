@@ -6,9 +6,9 @@ import random
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from compute.toyworld.task import Noise, eval_problems, prompt_for, sft_response, worked_solution
+from compute.toyworld.task import Noise, eval_problems, prompt_for, random_operands, sft_response, worked_solution
 from compute.toyworld.tokenizer import VOCAB, build_tokenizer
-from compute.toyworld.world import SMALL, build_world
+from compute.toyworld.world import SMALL, WORLDS, build_world, named_config
 from compute.verifiers import judge_toy_addition
 
 
@@ -72,3 +72,21 @@ def test_world_is_cached_by_config_hash(small_world, world_root):
     assert report["digest"] == SMALL.digest() == small_world.name
     steps = sorted(int(p.name.split("-")[1]) for p in (small_world / "checkpoints").iterdir())
     assert steps == [2, 4]
+
+
+def test_the_emergent_worlds_sft_data_is_exact():
+    """No planted mistakes: every SFT target of the emergent world is an exact answer (worked or direct), so
+    whatever its base gets wrong comes from training; the other worlds keep their hash (and cache)."""
+    config = named_config("emergent")
+    rng, direct = random.Random(0), 0
+    for _ in range(2000):
+        a, b = random_operands(rng, config.width)
+        target = sft_response(a, b, rng, config.noise, config.width)
+        assert target in (worked_solution(a, b), f"#{a + b}$")
+        assert judge_toy_addition(target, str(a + b)).correct
+        direct += target.startswith("#")
+    assert 900 < direct < 1100  # both strategies, about half each
+    assert named_config("default").digest() == "cacf2541a3e7" and SMALL.digest() == "8677c124eeec"
+    assert len({w.digest() for w in WORLDS.values()}) == len(WORLDS)
+    with pytest.raises(ValueError, match="emergent"):
+        named_config("hard")

@@ -20,6 +20,15 @@ def _accuracy(frame: pl.DataFrame, half: str) -> float:
     return kept["correct"].mean()
 
 
+def _checkpoint_tables(url: str, key: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A checkpoint's RL scores, cross_summaries, and cross_samples with their verdicts."""
+    samples = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}").join(
+        lakeio.read_partition(url, "cross_scores", f"checkpoint={key}").select("cross_sample_id", "correct"),
+        on="cross_sample_id")
+    return (lakeio.read_partition(url, "scores", f"checkpoint={key}"),
+            lakeio.read_partition(url, "cross_summaries", f"checkpoint={key}"), samples)
+
+
 def test_the_budget_rule_is_chosen_on_one_half_and_reported_on_the_other(lake):
     url, keys = lake
     budget = lakesql.run(lakesql.query_text("cross_sampling_budget"), url)
@@ -34,11 +43,7 @@ def test_the_budget_rule_is_chosen_on_one_half_and_reported_on_the_other(lake):
     base = lakeio.read_partition(url, "scores", "checkpoint=base")
     halves = [_half(d, p) for d, p in set(zip(base["dataset"], base["problem_id"]))]
     for key in keys:
-        rl = lakeio.read_partition(url, "scores", f"checkpoint={key}")
-        summary = lakeio.read_partition(url, "cross_summaries", f"checkpoint={key}")
-        samples = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}").join(
-            lakeio.read_partition(url, "cross_scores", f"checkpoint={key}").select("cross_sample_id", "correct"),
-            on="cross_sample_id")
+        rl, summary, samples = _checkpoint_tables(url, key)
         for row in budget.filter(pl.col("checkpoint") == key).iter_rows(named=True):
             assert (row["chosen_on_problems"], row["reported_on_problems"]) == (halves.count("select"), halves.count("report"))
             # the choice: the best gap_moved on the selection half within the budget there
@@ -82,7 +87,7 @@ def test_held_out_gap_on_a_study_made_to_measure():
             for s in range(4):
                 sample_id = f"{criterion}-{eps}-{p}-{s}"
                 samples.append({"cross_sample_id": sample_id, "direction": "forward", "criterion": criterion,
-                                "eps": eps, "switch_prob": None, "dataset": d, "problem_id": p,
+                                "eps": eps, "switch_prob": None, "coin": 0, "dataset": d, "problem_id": p,
                                 "n_tokens": 100, "n_switched": switched,
                                 "switched_positions": list(range(switched))})
                 verdicts.append({"cross_sample_id": sample_id, "correct": correct_if(i)})
@@ -110,3 +115,40 @@ def test_held_out_gap_on_a_study_made_to_measure():
     assert row["gap_moved_in_sample"] == pytest.approx(gap(rules[("js", chosen)][0], range(40)))
     assert row["gap_moved_lo"] <= row["gap_moved"] <= row["gap_moved_hi"]
     assert row["js_minus_random_lo"] <= row["js_minus_random"] <= row["js_minus_random_hi"]
+
+
+def test_the_random_control_pools_its_coin_seeds_and_shows_each_ones_gap_moved(lake):
+    """Each random control ran once per coin seed: its cross_summaries row pools them, the lists give each
+    seed's own gap_moved (every problem, held-out half), recomputed here from the raw verdicts, and
+    cross_sampling_budget shows their range beside the pooled control."""
+    url, keys = lake
+    budget = lakesql.run(lakesql.query_text("cross_sampling_budget"), url)
+    base = lakeio.read_partition(url, "scores", "checkpoint=base")
+    for key in keys:
+        rl, summary, samples = _checkpoint_tables(url, key)
+        seeds = sorted(samples.filter(pl.col("criterion") == "random")["coin"].unique())
+        assert seeds == [0, 1, 2]  # the default: three coin seeds
+        assert set(samples.filter(pl.col("criterion") != "random")["coin"]) == {0}
+        for row in summary.iter_rows(named=True):
+            rule = samples.filter((pl.col("direction") == row["direction"]) & (pl.col("criterion") == row["criterion"])
+                                  & (pl.col("eps") == row["eps"]))
+            assert row["accuracy"] == pytest.approx(rule["correct"].mean())  # pooled over the seeds
+            if row["criterion"] != "random":
+                assert row["coin_seeds"] == 1 and row["gap_moved_by_coin"] is None
+                continue
+            assert row["coin_seeds"] == 3
+            for scope, got in (("all", row["gap_moved_by_coin"]), ("report", row["gap_moved_report_by_coin"])):
+                expect = []
+                for coin in seeds:
+                    one = rule.filter(pl.col("coin") == coin)
+                    acc, b, r = ((f["correct"].mean() if scope == "all" else _accuracy(f, "report"))
+                                 for f in (one, base, rl))
+                    expect.append(None if r == b else ((acc - b) if row["direction"] == "forward" else (r - acc)) / (r - b))
+                assert got == [None if e is None else pytest.approx(e, abs=1e-6) for e in expect], (key, row["eps"])
+        for row in budget.filter(pl.col("checkpoint") == key).iter_rows(named=True):
+            control = summary.filter((pl.col("direction") == row["direction"]) & (pl.col("criterion") == "random")
+                                     & (pl.col("eps") == row["eps"])).row(0, named=True)
+            spread = [g for g in control["gap_moved_report_by_coin"] if g is not None]
+            assert row["random_coin_seeds"] == 3
+            assert (row["random_gap_moved_coin_min"], row["random_gap_moved_coin_max"]) == \
+                ((pytest.approx(min(spread)), pytest.approx(max(spread))) if spread else (None, None))
