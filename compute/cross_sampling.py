@@ -135,8 +135,8 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder)
     device = next(base.parameters()).device
     switch_rules = SwitchRules(rules, device)
-    rng, coin = RowGenerators(seeds, steps, device), RowGenerators([coin_seed(s, r.coin) for s, r in zip(seeds, rules)], steps,
-                                                                  device)
+    rng = RowGenerators(seeds, steps, device)
+    coin = RowGenerators([coin_seed(s, r.coin) for s, r in zip(seeds, rules)], steps, device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long, "switched": torch.bool})
     state = {"base": dec_base.start().clone(), "rl": dec_rl.start().to(device)}
 

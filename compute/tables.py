@@ -113,7 +113,8 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
             for (rule, r, k), s, out in zip(chunk, seeds, outs):
                 records.append({
                     "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}"
-                                       f"{f'~coin{rule.coin}' if rule.coin else ''}:{r['dataset']}:{r['problem_id']}:{k}",
+                                       f"{f'~coin{rule.coin}' if rule.coin else ''}:"
+                                       f"{r['dataset']}:{r['problem_id']}:{k}",
                     "checkpoint": checkpoint, "direction": rule.direction, "criterion": rule.criterion,
                     "eps": rule.eps, "switch_prob": rule.switch_prob, "coin": rule.coin,
                     "divergence_on": grid.divergence_on,

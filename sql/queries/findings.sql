@@ -44,14 +44,15 @@ per_problem AS (  -- numerator and denominator of every token share, per problem
         FROM rl_tokens GROUP BY checkpoint, dataset, problem_id
     ) c USING (checkpoint, dataset, problem_id)
     CROSS JOIN LATERAL (VALUES
-        (1, 1, 'share of tokens with JS < 1e-3', c.near_zero, c.tokens),
-        (2, 1, 'top-5%-JS tokens at the first token', c.top_first_token, c.top),
-        (2, 2, 'top-5%-JS tokens in the first tenth', c.top_first_tenth, c.top),
-        (2, 3, 'top-5%-JS tokens in the last tenth', c.top_last_tenth, c.top),
-        (3, 1, 'JS > 0.1: RL top-1 in base top-3', c.high_reranked, c.high),
-        (4, 1, 'JS < 1e-3: base entropy < 0.1', c.near_zero_low_entropy, c.near_zero),
-        (4, 2, 'JS > 0.1: base entropy < 0.1', c.high_low_entropy, c.high),
-        (6, 1, 'share of tokens with JS > 0.1', c.high, c.tokens)
+        (1, 1, printf('share of tokens with JS < %g', near_zero_js()), c.near_zero, c.tokens),
+        (2, 1, printf('top-%g%%-JS tokens at the first token', 100 * top_share()), c.top_first_token, c.top),
+        (2, 2, printf('top-%g%%-JS tokens in the first tenth', 100 * top_share()), c.top_first_tenth, c.top),
+        (2, 3, printf('top-%g%%-JS tokens in the last tenth', 100 * top_share()), c.top_last_tenth, c.top),
+        (3, 1, printf('JS > %g: RL top-1 in base top-3', high_js()), c.high_reranked, c.high),
+        (4, 1, printf('JS < %g: base entropy < %g', near_zero_js(), low_entropy()), c.near_zero_low_entropy,
+         c.near_zero),
+        (4, 2, printf('JS > %g: base entropy < %g', high_js(), low_entropy()), c.high_low_entropy, c.high),
+        (6, 1, printf('share of tokens with JS > %g', high_js()), c.high, c.tokens)
     ) m(finding, ord, measure, num, den)
 ),
 token_measures AS (
@@ -71,16 +72,18 @@ steps AS (
     SELECT s.checkpoint, c.step, row_number() OVER (ORDER BY c.step NULLS LAST, s.checkpoint) AS k
     FROM (SELECT DISTINCT checkpoint FROM summaries) s LEFT JOIN checkpoints c USING (checkpoint)
 ),
-growth AS (  -- finding 6: the share of JS > 0.1 against the first checkpoint, replicate by replicate
-    SELECT t.checkpoint, 6 AS finding, 2 AS ord, 'change of share with JS > 0.1 since the first checkpoint' AS measure,
+growth AS (  -- finding 6: the share of JS > high_js() against the first checkpoint, replicate by replicate
+    SELECT t.checkpoint, 6 AS finding, 2 AS ord,
+           printf('change of share with JS > %g since the first checkpoint', high_js()) AS measure,
            t.value - f.value AS value, paired_difference(t.replicates, f.replicates) AS replicates
     FROM token_measures t JOIN steps s USING (checkpoint)
     JOIN token_measures f ON f.finding = t.finding AND f.measure = t.measure
     JOIN steps fs ON fs.checkpoint = f.checkpoint AND fs.k = 1
-    WHERE t.measure = 'share of tokens with JS > 0.1' AND s.k > 1
+    WHERE t.finding = 6 AND t.ord = 1 AND s.k > 1
 ),
 lines AS (
-    SELECT checkpoint, finding, ord, measure, value, interval_low(replicates) AS lo, interval_high(replicates) AS hi
+    SELECT checkpoint, finding, ord, measure, value,
+           interval_low(replicates) AS lo, interval_high(replicates) AS hi
     FROM (SELECT * FROM token_measures UNION ALL SELECT * FROM growth)
     UNION ALL
     SELECT r.checkpoint, 0, 1, 'base accuracy', b.accuracy, b.accuracy_lo, b.accuracy_hi
@@ -90,19 +93,14 @@ lines AS (
     UNION ALL
     SELECT checkpoint, 6, 3, 'JS p99', js_p99, NULL, NULL FROM summaries WHERE policy = 'rl'
     UNION ALL
-    SELECT checkpoint, 5, 10 * (direction = 'reverse')::INTEGER + 1, direction || ': share of tokens switched (js rule, eps ' || eps || ')',
-           switched_share, NULL, NULL
-    FROM cross_sampling_budget
-    UNION ALL
-    SELECT checkpoint, 5, 10 * (direction = 'reverse')::INTEGER + 2, direction || ': gap moved by js', gap_moved, gap_moved_lo, gap_moved_hi
-    FROM cross_sampling_budget
-    UNION ALL
-    SELECT checkpoint, 5, 10 * (direction = 'reverse')::INTEGER + 3, direction || ': gap moved by random', random_gap_moved, random_gap_moved_lo,
-           random_gap_moved_hi
-    FROM cross_sampling_budget
-    UNION ALL
-    SELECT checkpoint, 5, 10 * (direction = 'reverse')::INTEGER + 4, direction || ': js minus random', js_minus_random, js_minus_random_lo, js_minus_random_hi
-    FROM cross_sampling_budget
+    SELECT b.checkpoint, 5, 10 * (b.direction = 'reverse')::INTEGER + m.ord, b.direction || ': ' || m.measure,
+           m.value, m.lo, m.hi
+    FROM cross_sampling_budget b CROSS JOIN LATERAL (VALUES
+        (1, printf('share of tokens switched (js rule, eps %g)', b.eps), b.switched_share, NULL, NULL),
+        (2, 'gap moved by js', b.gap_moved, b.gap_moved_lo, b.gap_moved_hi),
+        (3, 'gap moved by random', b.random_gap_moved, b.random_gap_moved_lo, b.random_gap_moved_hi),
+        (4, 'js minus random', b.js_minus_random, b.js_minus_random_lo, b.js_minus_random_hi)
+    ) m(ord, measure, value, lo, hi)
 )
 SELECT l.checkpoint, s.step, l.finding, l.measure, l.value::DOUBLE AS value, l.lo::DOUBLE AS lo,
        l.hi::DOUBLE AS hi

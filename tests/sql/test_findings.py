@@ -43,12 +43,12 @@ def test_findings_recompute_from_the_raw_tables(lake):
             pl.col("policy") == "rl")["js_top5pct_cut"][0]
         js, top, high, near = pl.col("js"), pl.col("js") >= cut, pl.col("js") > 0.1, pl.col("js") < 1e-3
         low_entropy = pl.col("entropy_base") < 0.1
-        expect = {
-            "share of tokens with JS < 1e-3": (near, js.is_not_null()),
+        expect = {  # the labels carry the macros' values (sql/macros.sql), formatted as %g
+            "share of tokens with JS < 0.001": (near, js.is_not_null()),
             "top-5%-JS tokens at the first token": (top & (pl.col("position") == 0), top),
             "top-5%-JS tokens in the first tenth": (top & (pl.col("rel_position") < 0.1), top),
             "JS > 0.1: RL top-1 in base top-3": (high & (pl.col("rl_top1_rank_in_base") <= 3), high),
-            "JS < 1e-3: base entropy < 0.1": (near & low_entropy, near),
+            "JS < 0.001: base entropy < 0.1": (near & low_entropy, near),
             "JS > 0.1: base entropy < 0.1": (high & low_entropy, high),
             "share of tokens with JS > 0.1": (high, js.is_not_null()),
         }
@@ -80,5 +80,6 @@ def test_findings_recompute_from_the_raw_tables(lake):
             for measure, column in ((f"{d}: gap moved by js", "gap_moved"),
                                     (f"{d}: gap moved by random", "random_gap_moved"),
                                     (f"{d}: js minus random", "js_minus_random")):
-                assert got[measure]["value"] == (None if line[column] is None else pytest.approx(line[column]))
-                assert got[measure]["lo"] == (None if line[f"{column}_lo"] is None else pytest.approx(line[f"{column}_lo"]))
+                for end, suffix in (("value", ""), ("lo", "_lo"), ("hi", "_hi")):
+                    want = line[column + suffix]
+                    assert got[measure][end] == (None if want is None else pytest.approx(want)), (key, measure, end)

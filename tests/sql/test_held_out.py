@@ -143,7 +143,8 @@ def test_the_random_control_pools_its_coin_seeds_and_shows_each_ones_gap_moved(l
                     one = rule.filter(pl.col("coin") == coin)
                     acc, b, r = ((f["correct"].mean() if scope == "all" else _accuracy(f, "report"))
                                  for f in (one, base, rl))
-                    expect.append(None if r == b else ((acc - b) if row["direction"] == "forward" else (r - acc)) / (r - b))
+                    moved = (acc - b) if row["direction"] == "forward" else (r - acc)
+                    expect.append(None if r == b else moved / (r - b))
                 assert got == [None if e is None else pytest.approx(e, abs=1e-6) for e in expect], (key, row["eps"])
         for row in budget.filter(pl.col("checkpoint") == key).iter_rows(named=True):
             control = summary.filter((pl.col("direction") == row["direction"]) & (pl.col("criterion") == "random")
