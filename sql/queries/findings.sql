@@ -1,5 +1,6 @@
--- The paper's findings 1-6 (DESIGN.md) as numbers, one line per RL checkpoint and measure, each with its 95%
--- bootstrap interval over problems (the draws of sql/macros.sql, so checkpoints are paired) where it has one.
+-- The paper's findings 1-6 (Meng et al., arXiv 2603.22446) as numbers, one line per RL checkpoint and
+-- measure, each with its 95% bootstrap interval over problems (the draws of sql/macros.sql, so checkpoints
+-- are paired) where it has one.
 -- Token measures are along the RL policy's own samples (token_shifts, policy 'rl'); shares of tokens are
 -- ratios of sums over the resampled problems. The top-5%-JS cut is the checkpoint's (summaries), held fixed
 -- in the resamples. What each finding claims, and what would contradict it:
@@ -11,7 +12,7 @@
 --   5 cross-sampling js switching moves most of the gap at <= token_budget() of tokens, random far less
 --                    (cross_sampling_budget: chosen on one half of the problems, reported on the other)
 --   6 evolution      divergence grows with training: share of JS > high_js() and its change since the first
---                    checkpoint (paired), JS p99
+--                    checkpoint (paired; no interval where the two checkpoints' problem sets differ), JS p99
 WITH rl_tokens AS (
     SELECT t.checkpoint, r.dataset, r.problem_id, t.js, t.position, position_bin(t.rel_position) AS bin,
            t.entropy_base, t.rl_top1_rank_in_base, s.js_top5pct_cut
@@ -75,10 +76,14 @@ steps AS (
 growth AS (  -- finding 6: the share of JS > high_js() against the first checkpoint, replicate by replicate
     SELECT t.checkpoint, 6 AS finding, 2 AS ord,
            printf('change of share with JS > %g since the first checkpoint', high_js()) AS measure,
-           t.value - f.value AS value, paired_difference(t.replicates, f.replicates) AS replicates
+           t.value - f.value AS value,
+           CASE WHEN ts.problem_set = fss.problem_set  -- paired only on the same problems
+                THEN paired_difference(t.replicates, f.replicates) END AS replicates
     FROM token_measures t JOIN steps s USING (checkpoint)
     JOIN token_measures f ON f.finding = t.finding AND f.measure = t.measure
     JOIN steps fs ON fs.checkpoint = f.checkpoint AND fs.k = 1
+    JOIN summaries ts ON ts.checkpoint = t.checkpoint AND ts.policy = 'rl'
+    JOIN summaries fss ON fss.checkpoint = f.checkpoint AND fss.policy = 'rl'
     WHERE t.finding = 6 AND t.ord = 1 AND s.k > 1
 ),
 lines AS (

@@ -104,8 +104,9 @@ rules AS (
 ),
 by_coin AS (  -- the random control per coin seed, on every problem and on the held-out half
     SELECT x.direction, x.criterion, x.eps, x.coin,
-           avg(x.correct::INTEGER) AS accuracy,
-           avg(x.correct::INTEGER) FILTER (WHERE problem_half(x.dataset, x.problem_id) = 'report') AS accuracy_report
+           sum(x.correct::INTEGER) / count(*) AS accuracy,  -- a missing verdict counts as wrong, as in the pooled row
+           sum(x.correct::INTEGER) FILTER (WHERE problem_half(x.dataset, x.problem_id) = 'report')
+               / count(*) FILTER (WHERE problem_half(x.dataset, x.problem_id) = 'report') AS accuracy_report
     FROM samples x WHERE x.criterion = 'random'
     GROUP BY x.direction, x.criterion, x.eps, x.coin
 ),

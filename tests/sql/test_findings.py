@@ -1,6 +1,8 @@
-"""The findings query: the paper's findings 1-6 as numbers per checkpoint, recomputed here from the raw
-tables (token_shifts joined to the rollouts, summaries' top-5% cut, cross_sampling_budget), with the
-bootstrap intervals of sql/macros.sql resampling problems the same way for every checkpoint."""
+"""The findings query: the paper's findings 1-6 as numbers per checkpoint. The token measures, their
+bootstrap intervals (sql/macros.sql's draws, the same problems for every checkpoint) and the paired change
+are recomputed here from the raw tables (token_shifts joined to the rollouts, summaries' top-5% cut); the
+accuracy and cross-sampling lines must be summaries' and cross_sampling_budget's, which their own tests
+recompute from the raw verdicts (test_intervals.py, test_held_out.py)."""
 
 import numpy as np
 import polars as pl
@@ -47,6 +49,7 @@ def test_findings_recompute_from_the_raw_tables(lake):
             "share of tokens with JS < 0.001": (near, js.is_not_null()),
             "top-5%-JS tokens at the first token": (top & (pl.col("position") == 0), top),
             "top-5%-JS tokens in the first tenth": (top & (pl.col("rel_position") < 0.1), top),
+            "top-5%-JS tokens in the last tenth": (top & (pl.col("rel_position") >= 0.9), top),
             "JS > 0.1: RL top-1 in base top-3": (high & (pl.col("rl_top1_rank_in_base") <= 3), high),
             "JS < 0.001: base entropy < 0.1": (near & low_entropy, near),
             "JS > 0.1: base entropy < 0.1": (high & low_entropy, high),
@@ -56,7 +59,7 @@ def test_findings_recompute_from_the_raw_tables(lake):
             value, replicates = _share(tokens, problems, draws, num, den)
             row = got[measure]
             if np.isnan(value):
-                assert row["value"] is None, (key, measure)
+                assert (row["value"], row["lo"], row["hi"]) == (None, None, None), (key, measure)
                 continue
             assert row["value"] == pytest.approx(value, abs=1e-9), (key, measure)
             assert (row["lo"], row["hi"]) == pytest.approx(_interval(replicates), abs=1e-6), (key, measure)
@@ -72,11 +75,14 @@ def test_findings_recompute_from_the_raw_tables(lake):
                         _interval(replicates - first_replicates), abs=1e-6)
         summary = lakeio.read_partition(url, "summaries", f"checkpoint={key}")
         accuracy = {r["policy"]: r for r in summary.iter_rows(named=True)}
-        assert got["base accuracy"]["value"] == pytest.approx(accuracy["base"]["accuracy"])
-        assert got["RL accuracy"]["hi"] == pytest.approx(accuracy["rl"]["accuracy_hi"])
+        for measure, policy in (("base accuracy", "base"), ("RL accuracy", "rl")):
+            assert (got[measure]["value"], got[measure]["lo"], got[measure]["hi"]) == pytest.approx(
+                (accuracy[policy]["accuracy"], accuracy[policy]["accuracy_lo"], accuracy[policy]["accuracy_hi"]))
         assert got["JS p99"]["value"] == pytest.approx(accuracy["rl"]["js_p99"])
         for line in budget.filter(pl.col("checkpoint") == key).iter_rows(named=True):
             d = line["direction"]
+            switched = got[f"{d}: share of tokens switched (js rule, eps {line['eps']:g})"]
+            assert (switched["value"], switched["lo"]) == (pytest.approx(line["switched_share"]), None)
             for measure, column in ((f"{d}: gap moved by js", "gap_moved"),
                                     (f"{d}: gap moved by random", "random_gap_moved"),
                                     (f"{d}: js minus random", "js_minus_random")):
