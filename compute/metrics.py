@@ -26,6 +26,11 @@ def js_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return (0.5 * _plogp_ratio(logp.exp(), logp, log_m) + 0.5 * _plogp_ratio(logq.exp(), logq, log_m)).clamp(0.0, LN2)
 
 
+def kl_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) (nats) of two log-distributions over the last axis."""
+    return _plogp_ratio(logp.exp(), logp, logq).clamp_min(0.0)
+
+
 def entropy(logp: torch.Tensor) -> torch.Tensor:
     return -_plogp_ratio(logp.exp(), logp, torch.zeros_like(logp))
 
@@ -39,7 +44,6 @@ def _rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 def token_metrics(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids: torch.Tensor) -> dict[str, torch.Tensor]:
     lp_b = torch.log_softmax(logits_base.float(), -1)
     lp_r = torch.log_softmax(logits_rl.float(), -1)
-    p_b, p_r = lp_b.exp(), lp_r.exp()
     ids = token_ids.to(lp_b.device).long()
     logp_base = lp_b.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     logp_rl = lp_r.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
@@ -48,8 +52,8 @@ def token_metrics(logits_base: torch.Tensor, logits_rl: torch.Tensor, token_ids:
     top_r = lp_r.topk(k, dim=-1)
     out = {
         "js": js_divergence(lp_b, lp_r),
-        "kl_rl_base": _plogp_ratio(p_r, lp_r, lp_b).clamp_min(0.0),
-        "kl_base_rl": _plogp_ratio(p_b, lp_b, lp_r).clamp_min(0.0),
+        "kl_rl_base": kl_divergence(lp_r, lp_b),
+        "kl_base_rl": kl_divergence(lp_b, lp_r),
         "entropy_base": entropy(lp_b),
         "entropy_rl": entropy(lp_r),
         "logp_base": logp_base,
