@@ -231,6 +231,7 @@ def cmd_ui(args) -> int:
     os.execv(sys.executable, argv)
 
 
+TOY_WORLDS = ("default", "emergent", "small")  # compute.toyworld.world.WORLDS, named here without importing torch
 TOY_DEFAULT = ("status", "ui")  # commands whose unset inputs mean the toy world (`demo` and `toyworld` build it)
 
 
@@ -250,10 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="also copy it here (a file; a folder with several checkpoints), e.g. from S3")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("toyworld", help="build the toy RLVR world (cached by config hash)")
-    p.add_argument("--world", choices=["default", "emergent", "small"])
+    p.add_argument("--world", choices=TOY_WORLDS)
     p.set_defaults(func=cmd_toyworld)
     p = sub.add_parser("demo", help="run the study end to end on the toy world (or BASE_MODEL)")
-    p.add_argument("--world", choices=["default", "emergent", "small"])
+    p.add_argument("--world", choices=TOY_WORLDS)
     p.add_argument("--live", action="store_true",
                    help="the toy GRPO run writes checkpoints while the sensor picks them up (own lake and instance)")
     p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")

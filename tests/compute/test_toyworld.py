@@ -10,6 +10,7 @@ from compute.toyworld.task import Noise, eval_problems, prompt_for, random_opera
 from compute.toyworld.tokenizer import VOCAB, build_tokenizer
 from compute.toyworld.world import SMALL, WORLDS, build_world, named_config
 from compute.verifiers import judge_toy_addition
+from orchestration.app.cli import TOY_WORLDS
 
 
 def test_worked_solution_matches_the_documented_example():
@@ -88,5 +89,6 @@ def test_the_emergent_worlds_sft_data_is_exact():
     assert 900 < direct < 1100  # both strategies, about half each
     assert named_config("default").digest() == "cacf2541a3e7" and SMALL.digest() == "8677c124eeec"
     assert len({w.digest() for w in WORLDS.values()}) == len(WORLDS)
+    assert set(TOY_WORLDS) == set(WORLDS)  # the CLI's --world choices
     with pytest.raises(ValueError, match="emergent"):
         named_config("hard")

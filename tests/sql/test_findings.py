@@ -10,7 +10,7 @@ import pytest
 
 from compute import lake as lakeio
 from compute import lakesql
-from tests.sql.test_intervals import _draws, _interval
+from tests.sql.test_intervals import _draws, _interval, _replicates
 
 
 def _rl_tokens(url: str, key: str) -> pl.DataFrame:
@@ -25,7 +25,7 @@ def _share(tokens: pl.DataFrame, problems: list[tuple[str, str]], draws: np.ndar
     by = {(r["dataset"], r["problem_id"]): (r["num"], r["den"]) for r in per.iter_rows(named=True)}
     n, d = (np.array(v, dtype=float) for v in zip(*(by.get(p, (0, 0)) for p in problems)))
     with np.errstate(invalid="ignore"):
-        return n.sum() / d.sum(), n[draws].sum(axis=1) / d[draws].sum(axis=1)
+        return n.sum() / d.sum(), _replicates(n, d, draws)
 
 
 def test_findings_recompute_from_the_raw_tables(lake):

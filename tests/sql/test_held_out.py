@@ -20,6 +20,11 @@ def _accuracy(frame: pl.DataFrame, half: str) -> float:
     return kept["correct"].mean()
 
 
+def _gap_moved(direction: str, accuracy: float, base: float, rl: float) -> float:
+    """The share of the RL-minus-base gap a rule moves (sql/macros.sql, gap_moved)."""
+    return ((accuracy - base) if direction == "forward" else (rl - accuracy)) / (rl - base)
+
+
 def _checkpoint_tables(url: str, key: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """A checkpoint's RL scores, cross_summaries, and cross_samples with their verdicts."""
     samples = lakeio.read_partition(url, "cross_samples", f"checkpoint={key}").join(
@@ -55,12 +60,11 @@ def test_the_budget_rule_is_chosen_on_one_half_and_reported_on_the_other(lake):
             rule = samples.filter((pl.col("direction") == row["direction"]) & (pl.col("criterion") == "js")
                                   & (pl.col("eps") == row["eps"]))
             accuracy, base_acc, rl_acc = (_accuracy(f, "report") for f in (rule, base, rl))
-            moved = accuracy - base_acc if row["direction"] == "forward" else rl_acc - accuracy
             assert row["accuracy"] == pytest.approx(accuracy)
             if rl_acc == base_acc:  # no gap on the held-out half: nothing to move
                 assert row["gap_moved"] is None
             else:
-                assert row["gap_moved"] == pytest.approx(moved / (rl_acc - base_acc))
+                assert row["gap_moved"] == pytest.approx(_gap_moved(row["direction"], accuracy, base_acc, rl_acc))
                 assert row["gap_moved_lo"] <= row["gap_moved"] <= row["gap_moved_hi"]
             assert row["gap_moved_in_sample"] == pytest.approx(best["gap_moved"])  # every problem, for reference
     # (on the small world's 5 held-out problems the gap is often zero: the test below measures one that is not)
@@ -143,8 +147,7 @@ def test_the_random_control_pools_its_coin_seeds_and_shows_each_ones_gap_moved(l
                     one = rule.filter(pl.col("coin") == coin)
                     acc, b, r = ((f["correct"].mean() if scope == "all" else _accuracy(f, "report"))
                                  for f in (one, base, rl))
-                    moved = (acc - b) if row["direction"] == "forward" else (r - acc)
-                    expect.append(None if r == b else moved / (r - b))
+                    expect.append(None if r == b else _gap_moved(row["direction"], acc, b, r))
                 assert got == [None if e is None else pytest.approx(e, abs=1e-6) for e in expect], (key, row["eps"])
         for row in budget.filter(pl.col("checkpoint") == key).iter_rows(named=True):
             control = summary.filter((pl.col("direction") == row["direction"]) & (pl.col("criterion") == "random")
