@@ -9,7 +9,7 @@ import polars as pl
 from assets import checks
 from compute import lake
 from compute.lake import BASE_PARTITION
-from compute.checkpoints import discover_checkpoints, has_weights, not_ready
+from compute.checkpoints import has_weights, not_ready
 from compute.listing import listing_fingerprint
 from compute.models import (LoadedModel, check_finite_logits, check_same_tokenizer, content_hash, local_copy,
                             model_folder, tokenizer_hash)
@@ -93,11 +93,12 @@ def base_model(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Ou
 @dg.asset(code_version="3", group_name=names.INPUTS, kinds={"pytorch"}, partitions_def=checkpoints_partitions)
 def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
                 base_model: pl.DataFrame) -> dg.Output[pl.DataFrame]:
-    """One RL checkpoint's row of the `checkpoints` table, its model (merged where the trainer wrote shards or
-    an adapter) kept in the lake's model store; its tokenizer must be the base's."""
+    """One checkpoint's row of the `checkpoints` table (role rl, or sft for a supervised run's), its model (merged
+    where the trainer wrote shards or an adapter) kept in the lake's model store; its tokenizer must be the base's."""
     key, lake_url = context.partition_key, context.resources.io_manager.lake_url
-    folder = study.settings().required("checkpoints_url")
-    found = {c.key: c for c in discover_checkpoints(folder)}
+    cfg = study.settings()
+    folder = cfg.required("checkpoints_url") + (f" or {cfg.sft_checkpoints_url}" if cfg.sft_checkpoints_url else "")
+    found = {c.key: c for c in cfg.checkpoints()}
     if key not in found:
         return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is not in {folder} "
                            f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it; a "
@@ -114,4 +115,4 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
         check_finite_logits(rl, ckpt.uri)
 
     model_dir = model_folder(ckpt, local_copy(model_of(base_model)))
-    return _model_row(key, ckpt.uri, model_dir, ckpt.step, "rl", ckpt.layout, study, lake_url, check)
+    return _model_row(key, ckpt.uri, model_dir, ckpt.step, ckpt.role, ckpt.layout, study, lake_url, check)

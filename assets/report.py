@@ -1,6 +1,6 @@
 """The report: one self-contained HTML file per checkpoint in the lake, and the figures as asset metadata
 (Markdown images) so the Dagster UI shows them on the asset's page. The only asset that draws figures (all
-seven, `compute.figures.FIGURES`); they read the lake the run writes to: the IO manager's `lake_url`."""
+eight, `compute.figures.FIGURES`); they read the lake the run writes to: the IO manager's `lake_url`."""
 
 import base64
 
@@ -37,7 +37,7 @@ REFRESH = (EAGER | dg.AutomationCondition.code_version_changed()).with_label(
 @dg.asset(code_version="1", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,
           deps=[summaries, cross_summaries, trend], automation_condition=REFRESH)
 def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """`reports/checkpoint=<key>/report.html` in the lake: the seven figures of this checkpoint, each with the
+    """`reports/checkpoint=<key>/report.html` in the lake: the eight figures of this checkpoint, each with the
     query it plots (the same as `shiftlake report --checkpoint <key>`)."""
     path, drawn = reports.write_report(context.resources.io_manager.lake_url, context.partition_key)
     context.log.info(f"report: {path}")

@@ -1,4 +1,4 @@
-"""The trend across checkpoints: one row per RL checkpoint, by step, from every partition's summaries."""
+"""The trend across checkpoints: one row per checkpoint, by role and step, from every partition's summaries."""
 
 import dagster as dg
 import polars as pl
@@ -13,7 +13,7 @@ ALLOW_MISSING = (EAGER.without(~dg.AutomationCondition.any_deps_missing())
     "eager on data changes, also with checkpoints pending")
 
 
-@dg.asset(code_version="4", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
+@dg.asset(code_version="5", group_name=names.TREND, kinds={"duckdb"}, automation_condition=ALLOW_MISSING)
 def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summaries: pl.DataFrame,
           cross_summaries: pl.DataFrame) -> pl.DataFrame:
     """Accuracy, JS percentiles, near-zero-JS share and cross-sampling recovery per checkpoint step;
@@ -22,6 +22,6 @@ def trend(context: dg.AssetExecutionContext, checkpoints: pl.DataFrame, summarie
     frame = compute_table("trend", {"checkpoints": checkpoints, "summaries": summaries,
                                     "cross_summaries": cross_summaries})
     context.add_output_metadata({"trend": dg.MetadataValue.md(markdown_table(frame, [
-        "step", "rl_accuracy", "rl_accuracy_lo", "rl_accuracy_hi", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3",
+        "role", "step", "rl_accuracy", "rl_accuracy_lo", "rl_accuracy_hi", "js_p50", "js_p90", "js_p99", "share_js_lt_1e3",
         "forward_js_gap_moved"]))})
     return frame

@@ -7,6 +7,9 @@ Layouts, as trainers write them (each checkpoint is one folder directly under th
     verl_fsdp  verl's `global_step_<n>/actor/` FSDP shards (`compute.verl` merges them)
     peft       a LoRA adapter (`adapter_config.json` + `adapter_model.safetensors`, as TRL writes with a
                `peft_config`), merged into the base (`compute.peft_merge`)
+Roles: checkpoints are an RL run's (role `rl`, keys `rl-step-<n>`) unless they come from the supervised run's folder
+(SFT_CHECKPOINTS_URL) or their folder's name starts with `sft-`/`sft_` (`sft-checkpoint-100`): role `sft`, keys
+`sft-step-<n>`, so both runs land in the same tables, told apart by the `checkpoints` table's `role`.
 A folder named like a checkpoint (`checkpoint-<n>`, `global_step<n>`, `global_step_<n>`) that is none of these
 is still listed, with `problem` saying what was found and what converts it, so that nothing is skipped
 without a word. Keys are readable and safe as partition keys and path parts. Local folders and `s3://`
@@ -25,6 +28,8 @@ from compute.listing import TOKENIZER_FILES, fresh as _fs
 
 _STEP = re.compile(r"(?:checkpoint-|global_step_?)(\d+)(?:_hf)?$")
 LAYOUTS = ("hf", "verl_fsdp", "peft", "unknown")
+ROLES = ("base", "rl", "sft")  # the `checkpoints` table's role: the base model, an RL run's checkpoint, an SFT run's
+_SFT_NAME = re.compile(r"^sft[-_]", re.IGNORECASE)  # the naming rule: `sft-checkpoint-100` under CHECKPOINTS_URL
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -35,6 +40,7 @@ class Checkpoint:
     step: int | None
     layout: str = "hf"  # one of LAYOUTS
     problem: str | None = None  # why it cannot be analysed as it stands: what was found, and the fix
+    role: str = "rl"  # one of ROLES[1:]: the run that wrote it
 
 
 def _url(fs, path: str, like: str) -> str:
@@ -53,13 +59,16 @@ def has_weights(folder: str) -> bool:
     return "config.json" in names and any(n.endswith((".safetensors", ".bin")) for n in names)
 
 
-def checkpoint_key(name: str, step: int | None) -> str:
-    """`rl-step-000200` for a named step, else the folder name made safe (no '/', '..', spaces)."""
+def checkpoint_key(name: str, step: int | None, role: str = "rl") -> str:
+    """`rl-step-000200` (`sft-step-000200` for the SFT run's) for a named step, else the folder name made safe
+    (no '/', '..', spaces) after the role."""
     if step is not None:
-        return f"rl-step-{step:06d}"
+        return f"{role}-step-{step:06d}"
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     safe = _UNSAFE.sub("-", ascii_name).strip("-.")
-    return f"rl-{safe or 'unnamed'}"
+    if role != "rl":
+        safe = re.sub(rf"^{role}[-_.]*", "", safe, flags=re.IGNORECASE)
+    return f"{role}-{safe or 'unnamed'}"
 
 
 def _layout(folder: str, named_like_a_checkpoint: bool) -> tuple[str, str, str | None] | None:
@@ -92,13 +101,27 @@ def _layout(folder: str, named_like_a_checkpoint: bool) -> tuple[str, str, str |
     return "unknown", folder, f"no model shiftlake can load in {folder} (found: {listed}): {fix}"
 
 
-def discover_checkpoints(root: str) -> list[Checkpoint]:
-    """Every checkpoint folder directly under `root`, ordered by step (unnamed steps last, by name); those that
-    cannot be analysed as they stand carry their `problem`."""
+def discover_checkpoints(root: str, sft_root: str = "") -> list[Checkpoint]:
+    """Every checkpoint folder directly under `root` (role rl, or sft by the naming rule) and under `sft_root`
+    (the SFT run's folder, when given: role sft), ordered by role then step (unnamed steps last, by name);
+    those that cannot be analysed as they stand carry their `problem`."""
+    found = _discover(root, None) + (_discover(sft_root, "sft") if sft_root else [])
+    keys: dict[str, Checkpoint] = {}
+    for c in found:
+        if c.key in keys:
+            raise ValueError(f"two checkpoints would both be {c.key}: {keys[c.key].uri} and {c.uri}; keep SFT checkpoints "
+                             "either in SFT_CHECKPOINTS_URL or named sft-* under CHECKPOINTS_URL, not both")
+        keys[c.key] = c
+    return sorted(found, key=lambda c: (ROLES.index(c.role), c.step is None, c.step or 0, c.key))
+
+
+def _discover(root: str, role: str | None) -> list[Checkpoint]:
+    """The checkpoints directly under `root`, each of `role` (None: rl, or sft by the naming rule)."""
     fs, root = _fs(str(root))
     if not fs.isdir(root):
-        raise FileNotFoundError(f"checkpoint folder {root} does not exist; set CHECKPOINTS_URL to the folder "
-                                "your trainer writes checkpoints into")
+        variable, trainer = ("SFT_CHECKPOINTS_URL", "SFT trainer") if role == "sft" else ("CHECKPOINTS_URL", "trainer")
+        raise FileNotFoundError(f"checkpoint folder {root} does not exist; set {variable} to the folder your {trainer} "
+                                "writes checkpoints into")
     found = []
     for info in sorted(fs.ls(root, detail=True), key=lambda i: i["name"]):
         if info["type"] != "directory":
@@ -110,8 +133,9 @@ def discover_checkpoints(root: str) -> list[Checkpoint]:
         if layout is None:
             continue
         step = int(m.group(1)) if m else None
-        found.append(Checkpoint(checkpoint_key(name, step), layout[1], step, layout[0], layout[2]))
-    return sorted(found, key=lambda c: (c.step is None, c.step or 0, c.key))
+        kind = role or ("sft" if _SFT_NAME.match(name) else "rl")
+        found.append(Checkpoint(checkpoint_key(name, step, kind), layout[1], step, layout[0], layout[2], kind))
+    return found
 
 
 MARKERS = ("COMPLETE", ".complete", "_SUCCESS")  # written by a trainer when a checkpoint is whole

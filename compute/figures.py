@@ -6,13 +6,17 @@
     entropy_js_grid       share of tokens per (base-entropy bucket, JS bucket)
     topk_reranking        for tokens with JS > 0.1: RL's top-1 rank in base's ranking, top-k overlap
     cross_sampling_curve  accuracy against the share of switched tokens, with base-only and RL-only lines
-    checkpoint_trend      accuracy and JS p50/p95/p99 by step
+    checkpoint_trend      accuracy and JS p50/p95/p99 by step, one line per role (rl; sft)
+    advantage_ab          an A/B's accuracy curves by arm (GRPO with and without weighted advantages), and each arm
+                          minus the reference arm, with intervals over seeds and problems
     token_drilldown       the 20 highest-JS positions of the three most-shifted RL responses, with both
                           models' top-5 alternatives (also as HTML and Markdown: text with the tokens marked)
 
-Knows nothing about Dagster; matplotlib draws off screen (Agg).
+Drawn for one checkpoint, the sparsity, position, reranking and cross-sampling figures also draw the checkpoints of
+other roles at its step (an SFT run's beside an RL run's: `counterparts`), their own policy's tokens only, so each
+compares the roles. Knows nothing about Dagster; matplotlib draws off screen (Agg).
 
-Kept whole although just over 250 lines: the seven figures and `FIGURES` share one discipline (`_query`,
+Kept whole although over 250 lines: the eight figures and `FIGURES` share one discipline (`_query`,
 `_finish`), and a reader compares them side by side.
 """
 
@@ -25,6 +29,7 @@ import polars as pl
 
 from compute import lakesql
 
+ROLE_STYLES = {"rl": "-", "sft": "--"}  # line style per checkpoint role in the trend
 CRITERION_COLORS = {"js": "tab:blue", "random": "tab:gray", "delta_logp": "tab:green", "entropy": "tab:red"}
 
 
@@ -39,18 +44,37 @@ class Figure:
     markdown: str = ""  # the same for the Dagster UI
 
 
-def _query(name: str, lake_url: str, checkpoint: str | None) -> pl.DataFrame:
+def counterparts(lake_url: str, checkpoint: str) -> list[str]:
+    """The analysed checkpoints of other roles at `checkpoint`'s step (the SFT run's `sft-step-000100` for
+    `rl-step-000100`, and the other way round), in role order."""
+    rows = lakesql.run("SELECT checkpoint, role, step FROM checkpoints WHERE role <> 'base' ORDER BY role, checkpoint",
+                       lake_url)
+    me = rows.filter(pl.col("checkpoint") == checkpoint)
+    if me.is_empty() or me["step"][0] is None:
+        return []
+    return rows.filter((pl.col("step") == me["step"][0]) & (pl.col("role") != me["role"][0]))["checkpoint"].to_list()
+
+
+def _query(name: str, lake_url: str, checkpoint: str | None, compare: bool = False) -> pl.DataFrame:
+    """The named query's rows of `checkpoint` (None: all), with its `counterparts`' own-policy rows if `compare`."""
     frame = lakesql.run(lakesql.query_text(name), lake_url)
-    if checkpoint is not None and "checkpoint" in frame.columns:
-        frame = frame.filter(pl.col("checkpoint") == checkpoint)
-    return frame
+    if checkpoint is None or "checkpoint" not in frame.columns:
+        return frame
+    others = pl.col("checkpoint").is_in(counterparts(lake_url, checkpoint) if compare else [])
+    if "policy" in frame.columns:
+        others = others & (pl.col("policy") == "rl")
+    return frame.filter((pl.col("checkpoint") == checkpoint) | others)
 
 
 def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoint: str | None) -> Figure:
-    """The PNG and its data; the title names the checkpoint drawn (pages show one partition's figures at a time)."""
+    """The PNG and its data; the title names the checkpoint drawn (pages show one partition's figures at a time)
+    and the other roles' checkpoints drawn beside it."""
     import matplotlib.pyplot as plt
 
-    title = f"{title} ({checkpoint})" if checkpoint else title
+    if checkpoint:
+        others = [] if "checkpoint" not in data.columns else [c for c in data["checkpoint"].unique(maintain_order=True)
+                                                              if c != checkpoint]
+        title = f"{title} ({checkpoint}" + (f", beside {', '.join(others)})" if others else ")")
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -81,7 +105,7 @@ def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = N
 
 
 def js_percentile_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
-    data = _query("js_percentile_curve", lake_url, checkpoint)
+    data = _query("js_percentile_curve", lake_url, checkpoint, compare=True)
     fig, (ax,) = _figure()
     for (ckpt, policy), group in data.group_by("checkpoint", "policy", maintain_order=True):
         ax.plot(group["percentile"], group["js"].clip(1e-12), marker=".", label=f"{ckpt} / {policy} tokens")
@@ -93,7 +117,7 @@ def js_percentile_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
 
 
 def position_profile(lake_url: str, checkpoint: str | None = None) -> Figure:
-    data = _query("position_profile", lake_url, checkpoint)
+    data = _query("position_profile", lake_url, checkpoint, compare=True)
     fig, (left, right) = _figure(2)
     for (ckpt, policy), group in data.group_by("checkpoint", "policy", maintain_order=True):
         x = (group["rel_position_from"] + group["rel_position_to"]) / 2
@@ -129,7 +153,7 @@ def entropy_js_grid(lake_url: str, checkpoint: str | None = None, policy: str = 
 
 
 def topk_reranking(lake_url: str, checkpoint: str | None = None) -> Figure:
-    data = _query("topk_reranking", lake_url, checkpoint)
+    data = _query("topk_reranking", lake_url, checkpoint, compare=True)
     buckets = dict(zip(("rank_1", "rank_2", "rank_3", "rank_4_10", "rank_gt_10"), lakesql.constant("rank_bucket_labels()")))
     high_js = lakesql.constant("high_js()")
     fig, (left, right) = _figure(2)
@@ -154,19 +178,28 @@ def topk_reranking(lake_url: str, checkpoint: str | None = None) -> Figure:
 
 
 def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure:
-    data = _query("cross_sampling_curve", lake_url, checkpoint).filter(pl.col("eps").is_finite())
+    data = _query("cross_sampling_curve", lake_url, checkpoint, compare=True).filter(pl.col("eps").is_finite())
     fig, axes = _figure(2)
+    drawn = data["checkpoint"].unique(maintain_order=True).to_list()
+    mine = [checkpoint] if checkpoint in drawn else drawn[:1]  # every criterion and line; other roles' js curve
     for ax, direction in zip(axes, ("forward", "reverse")):
         part = data.filter(pl.col("direction") == direction)
         for criterion, color in CRITERION_COLORS.items():  # same colour per criterion in both panels
-            group = part.filter(pl.col("criterion") == criterion).sort("switched_share")
+            group = part.filter(pl.col("criterion") == criterion, pl.col("checkpoint").is_in(mine)).sort("switched_share")
             if group.height:
                 ax.errorbar(group["switched_share"], group["accuracy"], yerr=_yerr(group, "accuracy"), marker="o",
                             label=criterion, color=color, linestyle="--" if criterion == "random" else "-",
                             capsize=2, elinewidth=0.8)
-        if part.height:
-            ax.axhline(part["base_accuracy"].mean(), color="grey", linestyle=":", label="base alone")
-            ax.axhline(part["rl_accuracy"].mean(), color="black", linestyle=":", label="RL alone")
+        mine_part = part.filter(pl.col("checkpoint").is_in(mine))
+        if mine_part.height:
+            ax.axhline(mine_part["base_accuracy"].mean(), color="grey", linestyle=":", label="base alone")
+            ax.axhline(mine_part["rl_accuracy"].mean(), color="black", linestyle=":", label="RL alone")
+        for other in (c for c in drawn if c not in mine):
+            group = part.filter(pl.col("criterion") == "js", pl.col("checkpoint") == other).sort("switched_share")
+            if group.height:
+                ax.errorbar(group["switched_share"], group["accuracy"], yerr=_yerr(group, "accuracy"), marker="s",
+                            label=f"{other}: js", color="tab:purple", capsize=2, elinewidth=0.8)
+                ax.axhline(group["rl_accuracy"].mean(), color="tab:purple", linestyle=":", label=f"{other} alone")
         ax.set_xlabel("share of tokens switched")
         ax.set_ylabel("accuracy (95% bootstrap interval over problems)")
         ax.set_title(f"{direction} ({'base' if direction == 'forward' else 'RL'} primary)", fontsize=9)
@@ -178,19 +211,46 @@ def checkpoint_trend(lake_url: str, checkpoint: str | None = None) -> Figure:
     """All checkpoints (`checkpoint` is ignored)."""
     data = _query("checkpoint_trend", lake_url, None)
     fig, (left, right) = _figure(2)
-    left.errorbar(data["step"], data["rl_accuracy"], yerr=_yerr(data, "rl_accuracy"), marker="o", capsize=3, label="RL")
-    left.plot(data["step"], data["base_accuracy"], linestyle=":", color="grey", label="base")
-    left.fill_between(data["step"], data["base_accuracy_lo"], data["base_accuracy_hi"], color="grey", alpha=0.2)
-    for q in ("js_p50", "js_p95", "js_p99"):
-        right.plot(data["step"], data[q].clip(1e-12), marker="o", label=q)
+    for (role,), part in data.group_by("role", maintain_order=True):
+        style = ROLE_STYLES.get(role, "-.")
+        left.errorbar(part["step"], part["rl_accuracy"], yerr=_yerr(part, "rl_accuracy"), marker="o", capsize=3,
+                      linestyle=style, label=role.upper())
+        for q, color in zip(("js_p50", "js_p95", "js_p99"), ("tab:blue", "tab:orange", "tab:green")):
+            right.plot(part["step"], part[q].clip(1e-12), marker="o", linestyle=style, color=color, label=f"{role} {q}")
+    base = data.unique("step", keep="first", maintain_order=True).sort("step")
+    left.plot(base["step"], base["base_accuracy"], linestyle=":", color="grey", label="base")
+    left.fill_between(base["step"], base["base_accuracy_lo"], base["base_accuracy_hi"], color="grey", alpha=0.2)
     right.set_yscale("log")
-    left.set_xlabel("RL step")
+    left.set_xlabel("training step")
     left.set_ylabel("accuracy (95% bootstrap interval over problems)")
-    right.set_xlabel("RL step")
-    right.set_ylabel("JS of RL tokens (nats, log scale)")
+    right.set_xlabel("training step")
+    right.set_ylabel("JS of each checkpoint's tokens (nats, log scale)")
     left.legend(fontsize=7)
     right.legend(fontsize=7)
     return _finish("checkpoint_trend", "Across checkpoints", fig, data, [left, right], None)
+
+
+def advantage_ab(lake_url: str, checkpoint: str | None = None) -> Figure:
+    """The training curves of the A/B (`checkpoint` is ignored: the runs are not checkpoints of the study)."""
+    data = _query("advantage_ab", lake_url, None)
+    fig, (left, right) = _figure(2)
+    for (arm,), part in data.group_by("arm", maintain_order=True):
+        line = left.errorbar(part["step"], part["accuracy"], yerr=_yerr(part, "accuracy"), marker="o", capsize=3,
+                             label=f"{arm} ({part['n_seeds'].max()} seeds)")
+        left.fill_between(part["step"], part["seed_min"], part["seed_max"], alpha=0.15, color=line[0].get_color())
+        if arm != part["reference_arm"][0]:
+            right.errorbar(part["step"], part["minus_reference"], yerr=_yerr(part, "minus_reference"), marker="o",
+                           capsize=3, color=line[0].get_color(), label=f"{arm} - {part['reference_arm'][0]}")
+    right.axhline(0, color="grey", linestyle=":")
+    left.set_xlabel("training step")
+    left.set_ylabel("accuracy (95% interval; band: range over seeds)")
+    right.set_xlabel("training step")
+    right.set_ylabel("accuracy difference (paired 95% interval)")
+    left.legend(fontsize=7)
+    if data.height:
+        right.legend(fontsize=7)
+    return _finish("advantage_ab", "A/B: GRPO with and without divergence-weighted advantages", fig, data,
+                   [left, right], None)
 
 
 DRILLDOWN_TOP = 20  # highest-JS positions marked per response
@@ -277,5 +337,7 @@ FIGURES = (  # (figure, what it answers), in the paper's order: the report's sec
     (cross_sampling_curve, "Which tokens matter: a few RL tokens recover RL's accuracy (forward), a few base tokens "
                            "bring it back down (reverse); a random control at the same budget."),
     (checkpoint_trend, "How accuracy and the JS percentiles grow across checkpoints."),
+    (advantage_ab, "Does weighting each token's advantage by its divergence from the base (the paper's section on using "
+                   "the findings) train a better policy than plain GRPO, on the same compute? (`shiftlake demo --ab`)"),
     (token_drilldown, "The highest-JS tokens in context, with both models' top-5 alternatives (hover a marked token)."),
 )

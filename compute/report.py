@@ -1,4 +1,4 @@
-"""One self-contained HTML report per checkpoint: the seven figures (PNG embedded as base64), each with
+"""One self-contained HTML report per checkpoint: the eight figures (PNG embedded as base64), each with
 the named query it plots, written into the lake at `reports/checkpoint=<key>/report.html`.
 
 Knows nothing about Dagster: the `report` asset and `shiftlake report` both call `write_report`.

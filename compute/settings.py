@@ -6,12 +6,17 @@ BASE_MODEL       folder of the base model
 CHECKPOINTS_URL  folder holding the RL checkpoints
 PROBLEMS_URL     jsonl or parquet with prompt/answer
                  (each one unset: the application points it at the toy world, `orchestration.app.toy`)
+SFT_CHECKPOINTS_URL  optional: folder of a supervised run's checkpoints, analysed beside the RL run's as role
+                 sft (`compute.checkpoints`; checkpoints named sft-* under CHECKPOINTS_URL are sft too)
+AB_CURVES_URL    optional: evaluation curves of training runs to compare, e.g. GRPO with and without weighted
+                 advantages (`compute.curves`), the lake's `training_curves`
 SHIFTLAKE_VERIFIER, SHIFTLAKE_VERIFY_TIMEOUT_S, SHIFTLAKE_VERIFY_WORKERS, SHIFTLAKE_SAMPLES_PER_PROBLEM,
 SHIFTLAKE_MAX_PROBLEMS, SHIFTLAKE_TEMPERATURE, SHIFTLAKE_TOP_P, SHIFTLAKE_MAX_NEW_TOKENS, SHIFTLAKE_SEED, SHIFTLAKE_BATCH_SIZE, SHIFTLAKE_CHUNK_TOKENS
 SHIFTLAKE_PROMPT_TEMPLATE (raw | chat | a format string with {problem}), SHIFTLAKE_SYSTEM_PROMPT (chat only),
 SHIFTLAKE_STOP (stop strings besides the EOS ids, a JSON list): prompts and stops (`compute.prompts`)
 SHIFTLAKE_CROSS_*: the cross-sampling sweep (batch size, directions, eps grid per criterion, random
 control, divergence on full or sampling distributions); see `Settings`
+SHIFTLAKE_ADVANTAGE_DIVERGENCE, _ALPHA, _SCALE: the advantage_weights table's w = 1 + s (sigmoid(alpha D) - 1/2)
 SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor and the reanalysis schedule
 """
 
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 from compute.storage import resolve_lake_url
 
 if TYPE_CHECKING:
+    from compute.checkpoints import Checkpoint
     from compute.cross_sampling import CrossGrid
     from compute.paired import PairedParams
     from compute.prompts import PromptSettings
@@ -36,6 +42,8 @@ class Settings:
     base_model: str = ""  # the three inputs: "" until set
     checkpoints_url: str = ""
     problems_url: str = ""
+    sft_checkpoints_url: str = ""  # optional: a supervised run's checkpoints (role sft)
+    ab_curves_url: str = ""  # optional: an A/B's training curves (compute.curves)
     verifier: str = "toy_addition"  # a name, or per dataset: "math500=math_verify,*=toy_addition"
     verify_timeout_s: float = 5.0
     verify_workers: int = 2
@@ -58,6 +66,9 @@ class Settings:
     cross_random_control: int = 1  # 1: a random control at each js run's budget (none when js is off)
     cross_divergence_on: str = "full"  # full | sampling (after temperature and top-p)
     cross_random_seeds: int = 3  # independent coin seeds per random control: its spread shows over them
+    advantage_divergence: str = "kl"  # advantage_weights: D_t, one of kl (kl_rl_base) | js | delta_logp
+    advantage_alpha: float = 1.0  # w_t = 1 + s (sigmoid(alpha D_t) - 1/2): our defaults; the paper gives none we
+    advantage_scale: float = 1.0  # could read (its s is this scale)
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
 
@@ -67,6 +78,12 @@ class Settings:
             raise ValueError(f"{env_name(name)} is not set: point it at the study's {name.removesuffix('_url')} "
                              "(README: A real study), or run `shiftlake demo` for the toy world")
         return value
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The study's checkpoints: the RL run's under CHECKPOINTS_URL and the SFT run's (`compute.checkpoints`)."""
+        from compute.checkpoints import discover_checkpoints
+
+        return discover_checkpoints(self.required("checkpoints_url"), self.sft_checkpoints_url)
 
     def sampling(self) -> SamplingParams:
         from compute.sampling import SamplingParams
@@ -84,6 +101,21 @@ class Settings:
 
         return PairedParams(self.batch_size, self.chunk_tokens)
 
+    def advantage(self) -> tuple[str, float, float]:
+        """(divergence kind, alpha, s) of the `advantage_weights` table; a bad kind fails here, naming its variable."""
+        from compute.tables import ADVANTAGE_DIVERGENCE
+
+        if self.advantage_divergence not in ADVANTAGE_DIVERGENCE:
+            raise ValueError(f"{env_name('advantage_divergence')}={self.advantage_divergence!r}: choose one of "
+                             f"{', '.join(ADVANTAGE_DIVERGENCE)}")
+        return self.advantage_divergence, self.advantage_alpha, self.advantage_scale
+
+    def recorded(self) -> dict[str, str]:
+        """The settings the assets record as metadata, which staleness compares with these: the prompts' and the
+        advantage weighting's (metadata name -> value)."""
+        kind, alpha, s = self.advantage()
+        return {**self.prompts().recorded(), ADVANTAGE_WEIGHTING: f"{kind} alpha={alpha:g} s={s:g}"}
+
     def cross_grid(self) -> CrossGrid:
         from compute.cross_sampling import CrossGrid, parse_eps
 
@@ -98,8 +130,9 @@ class Settings:
         return CrossGrid(directions, on, random_control, self.cross_divergence_on, self.cross_random_seeds)
 
 
+ADVANTAGE_WEIGHTING = "advantage_weighting"  # the advantage_weights asset's metadata: how its weights were made
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",
-       "problems_url": "PROBLEMS_URL"}
+       "problems_url": "PROBLEMS_URL", "sft_checkpoints_url": "SFT_CHECKPOINTS_URL", "ab_curves_url": "AB_CURVES_URL"}
 
 
 def env_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""The study's tables as frames: rollouts of a policy, token shifts of a base/RL pair, scores.
+"""The study's tables as frames: rollouts of a policy, token shifts of a base/RL pair, scores, advantage weights.
 
 Every function takes loaded models and frames and returns a polars frame whose columns are the lake's
 table columns (float32 metrics, int32 ids). Knows nothing about where the frames are stored.
@@ -224,3 +224,22 @@ def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataF
         metadata[f"{direction}: responses identical"] = f"{sum(same)} of {len(same)}"
     metadata["not identical"] = ", ".join(mismatched[:20]) or "none"
     return not mismatched and bool(metadata), metadata
+
+
+ADVANTAGE_DIVERGENCE = {"kl": "kl_rl_base", "js": "js", "delta_logp": "delta_logp"}  # kind -> token_shifts column
+
+
+def advantage_weights(token_shifts: pl.DataFrame, kind: str, alpha: float, s: float) -> pl.DataFrame:
+    """One row per token of the checkpoint's own rollouts (policy rl): the divergence-weighted advantage's token
+    weight w = 1 + s (sigmoid(alpha D) - 1/2) (`compute.advantages.token_weights`), D the token_shifts column of
+    `kind`. A trainer joins it to its rollouts on (rollout_id, position)."""
+    import torch
+
+    from compute.advantages import token_weights
+
+    own = token_shifts.filter(pl.col("policy") == "rl").sort("rollout_id", "position")
+    d = own[ADVANTAGE_DIVERGENCE[kind]].cast(pl.Float32)
+    weights = token_weights(torch.from_numpy(d.to_numpy().copy()), alpha, s).numpy()
+    return own.select("rollout_id", "checkpoint", "position", "token_id").with_columns(
+        pl.lit(kind).alias("divergence"), d.alias("d"), pl.Series("weight", weights, dtype=pl.Float32),
+        pl.lit(alpha, pl.Float32).alias("alpha"), pl.lit(s, pl.Float32).alias("s"))

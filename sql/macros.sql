@@ -6,6 +6,7 @@ CREATE OR REPLACE MACRO high_js() AS 0.1;            -- "RL moved this token"
 CREATE OR REPLACE MACRO low_entropy() AS 0.1;        -- nats: the base was nearly sure of its next token
 CREATE OR REPLACE MACRO top_share() AS 0.05;         -- the top-5% of tokens by JS, per checkpoint and policy
 CREATE OR REPLACE MACRO token_budget() AS 0.10;      -- cross-sampling rules compared at <= 10% switched tokens
+CREATE OR REPLACE MACRO ab_reference_arm() AS 'grpo';  -- training_curves: the arm others are compared with
 CREATE OR REPLACE MACRO position_bins() AS 10;       -- relative position in the response, [0, 1) in 10 bins
 CREATE OR REPLACE MACRO position_bin(rel) AS least(greatest(floor(rel * position_bins()), 0), position_bins() - 1)::INTEGER;
 -- the base's entropy (nats) in five buckets: [0, 0.01), [0.01, 0.1), [0.1, 0.5), [0.5, 1), [1, inf)

@@ -73,6 +73,7 @@ def _job_assets(name: str) -> list[str]:
 
 
 BASE_ASSETS, CHECKPOINT_ASSETS = _job_assets("base_job"), _job_assets("checkpoint_job")
+TREND_ASSETS = _job_assets("trend_job")
 
 
 def materialise(settings: Settings, instance: dg.DagsterInstance, selection: list[str],
@@ -95,7 +96,7 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
     """Run the base assets once, then every checkpoint partition, as `dagster.materialize` runs."""
     from orchestration.app.demo import register_checkpoints
 
-    keys = register_checkpoints(instance, settings.checkpoints_url)
+    keys = register_checkpoints(instance, settings.checkpoints_url, settings.sft_checkpoints_url)
     base = materialise(settings, instance, BASE_ASSETS)
     assert base.success
     evaluations = base.get_asset_check_evaluations()
@@ -106,7 +107,7 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
         evaluations = result.get_asset_check_evaluations()
         assert len(evaluations) == 11 and all(e.passed for e in evaluations), [e for e in evaluations if not e.passed]
         assert "never_switch_reproduces_rollouts" in {e.check_name for e in evaluations}  # the identity, in the lake
-    assert materialise(settings, instance, ["trend"]).success
+    assert materialise(settings, instance, TREND_ASSETS).success
     for key in keys:
         assert materialise(settings, instance, ["report"], key).success
     return keys
@@ -130,16 +131,25 @@ def s3_server(tmp_path_factory):
             stop_group(server.process, timeout=30.0)
 
 
+@pytest.fixture(scope="session")
+def small_ab(small_world, world_root) -> Path:
+    """The small world's A/B of divergence-weighted advantages: 2 seeds per arm, 2 samples per problem (seconds)."""
+    from compute.toyworld.ab import build_ab
+
+    return build_ab(SMALL, root=world_root, seeds=2, samples=2, log=lambda *_: None)
+
+
 @pytest.fixture(scope="session", params=["local", "s3"])
-def lake(request, small_world, tmp_path_factory) -> tuple[str, list[str]]:
-    """(lake URL, checkpoint keys) of a lake holding every table of the small world: once in a local
-    folder, once on the live SeaweedFS S3 server (every test that reads it runs on both)."""
+def lake(request, small_world, small_ab, tmp_path_factory) -> tuple[str, list[str]]:
+    """(lake URL, checkpoint keys) of a lake holding every table of the small world, its A/B's training curves
+    among them: once in a local folder, once on the live SeaweedFS S3 server (every test that reads it runs on
+    both)."""
     if request.param == "s3":
         request.getfixturevalue("s3_server")
         location = f"s3://shiftlake/test-{uuid.uuid4().hex[:8]}"
     else:
         location = tmp_path_factory.mktemp("lake")
-    settings = study_settings(small_world, location)
+    settings = study_settings(small_world, location, ab_curves_url=str(small_ab))
     with dg.DagsterInstance.ephemeral() as instance:
         keys = materialise_all(settings, instance)
     return settings.lake_url, keys

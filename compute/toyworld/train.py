@@ -36,13 +36,17 @@ def new_model(hidden: int, layers: int, heads: int, intermediate: int, seed: int
     return LlamaForCausalLM(config)
 
 
-def response_logprobs(model, prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
-    """Teacher-forced log-probabilities of each response token: ([rows, T] logp, [rows, T] mask)."""
+def response_logprobs(model, prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int,
+                      with_inputs: bool = False):
+    """Teacher-forced log-probabilities of each response token: ([rows, T] logp, [rows, T] mask), and with
+    `with_inputs` also (ids, attention, [rows, T, vocab] logits) for a loss that needs the distributions."""
     ids, attention = right_pad([p + r for p, r in zip(prompt_ids, response_ids)], pad_id, "cpu")
     prompt_len = torch.tensor([len(p) for p in prompt_ids]).unsqueeze(1)
     target_mask = (torch.arange(ids.shape[1]) >= prompt_len) & attention.bool()
     logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    if with_inputs:
+        return logp, target_mask[:, 1:], (ids, attention, logits)
     return logp, target_mask[:, 1:]
 
 
@@ -78,9 +82,12 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
 
 def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prompts_per_step: int,
          group_size: int, lr: float, seed: int, max_new_tokens: int, width: int,
-         on_checkpoint: Callable[[int], None], checkpoint_every: int) -> list[float]:
+         on_checkpoint: Callable[[int], None], checkpoint_every: int, token_advantages: Callable | None = None
+         ) -> list[float]:
     """GRPO with 0/1 rewards: group-normalised advantages, token-level policy-gradient loss, no KL term.
-    One update per batch of fresh on-policy samples, so the PPO ratio is 1 and clipping never binds."""
+    One update per batch of fresh on-policy samples, so the PPO ratio is 1 and clipping never binds.
+    `token_advantages(advantages [rows, T], ids, attention, logits)`, when given, turns each response's advantage
+    (broadcast over its tokens) into per-token advantages, e.g. divergence-weighted ones."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
@@ -97,8 +104,12 @@ def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prom
         r = torch.tensor([reward(t, ans) for t, ans in zip(texts, answers)]).view(prompts_per_step, group_size)
         adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).flatten()
         model.train()
-        logp, mask = response_logprobs(model, prompts, [s.response_ids for s in samples], tokenizer.pad_token_id)
-        loss = -(logp * mask * adv.unsqueeze(1)).sum() / mask.sum()
+        logp, mask, inputs = response_logprobs(model, prompts, [s.response_ids for s in samples],
+                                               tokenizer.pad_token_id, with_inputs=True)
+        per_token = adv.unsqueeze(1).expand_as(logp)
+        if token_advantages is not None:
+            per_token = token_advantages(per_token, *inputs)
+        loss = -(logp * mask * per_token).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -107,3 +118,38 @@ def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prom
         if step % checkpoint_every == 0 or step == steps:
             on_checkpoint(step)
     return mean_rewards
+
+
+def rejection_sft(model, teacher, tokenizer, reward: Callable[[str, str], float], steps: int, prompts_per_step: int,
+                  group_size: int, lr: float, seed: int, max_new_tokens: int, width: int,
+                  on_checkpoint: Callable[[int], None], checkpoint_every: int) -> list[float]:
+    """Supervised fine-tuning on `teacher`'s correct samples, rejection-sampling style, with GRPO's budget: each
+    step samples `group_size` responses of `teacher` to `prompts_per_step` fresh problems (the same sampler and
+    temperature as GRPO), keeps the ones `reward` calls correct and takes one step of next-token loss on them.
+    Returns the share kept at each step."""
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
+    teacher.eval()
+    kept_shares = []
+    for step in range(1, steps + 1):
+        problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
+        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
+                   for a, b in problems for _ in range(group_size)]
+        seeds = [rng.randrange(2**62) for _ in prompts]
+        samples = sample(teacher, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
+        answers = [str(a + b) for a, b in problems for _ in range(group_size)]
+        kept = [(p, s.response_ids) for p, s, ans in zip(prompts, samples, answers)
+                if reward(tokenizer.decode(s.response_ids), ans) > 0]
+        kept_shares.append(len(kept) / len(prompts))
+        if kept:
+            model.train()
+            logp, mask = response_logprobs(model, [p for p, _ in kept], [r for _, r in kept], tokenizer.pad_token_id)
+            loss = -(logp * mask).sum() / mask.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            model.eval()
+        if step % checkpoint_every == 0 or step == steps:
+            on_checkpoint(step)
+    return kept_shares

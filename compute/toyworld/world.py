@@ -5,6 +5,8 @@ Layout of a world folder, keyed by a hash of its config so a second build is a c
     checkpoints/checkpoint-N/ GRPO checkpoints, as TRL/HF Trainer name them
     problems.jsonl            the evaluation split (problem_id, prompt, answer)
     world.json                config, hash, timings and training curves
+    sft_checkpoints/checkpoint-N/  on request (`build_sft`): a supervised run from the base on the last GRPO
+                              checkpoint's correct samples, same steps and batch (sft.json: its record)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 from compute.paths import state_dir
 from compute.toyworld.task import Noise, eval_problems
 from compute.toyworld.tokenizer import build_tokenizer
-from compute.toyworld.train import grpo, new_model, sft
+from compute.toyworld.train import grpo, new_model, rejection_sft, sft
 from compute.verifiers import toy_reward
 
 BUILDER_VERSION = "2"  # bump when training code changes what a config produces
@@ -118,6 +120,50 @@ def train_rl(config: WorldConfig, model, tokenizer, checkpoints: Path, log=lambd
 
     return grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group, config.rl_lr,
                 config.seed + 1, config.max_new_tokens, config.width, save, config.checkpoint_every)
+
+
+SFT_VERSION = "2"  # bump when `build_sft` changes what it produces
+
+
+def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=print) -> Path:
+    """The world's SFT run (trained first unless cached): the base fine-tuned on the final GRPO checkpoint's correct
+    samples, rejection-sampling style, for GRPO's steps, problems and group size per step, its checkpoints at every
+    other GRPO checkpoint's step (half the analysis; the steps still match). The paper's RL-vs-SFT contrast, on the
+    same base and data budget. Returns its checkpoint folder."""
+    from transformers import AutoModelForCausalLM
+
+    config = config or named_config()
+    world = build_world(config, root, log)
+    target, record = world / "sft_checkpoints", world / "sft.json"
+    if record.exists() and json.loads(record.read_text()).get("version") == SFT_VERSION:
+        log(f"toy SFT run cached at {target}")
+        return target
+    staging = world / "sft_checkpoints.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        model, teacher = (AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+                          for folder in (world / "base", world / "checkpoints" / f"checkpoint-{config.rl_steps}"))
+        tokenizer = build_tokenizer()
+
+        def save(step: int) -> None:
+            model.save_pretrained(staging / f"checkpoint-{step}")
+            tokenizer.save_pretrained(staging / f"checkpoint-{step}")
+
+        t0 = time.perf_counter()
+        kept = rejection_sft(model, teacher, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
+                             config.rl_lr, config.seed + 3, config.max_new_tokens, config.width, save,
+                             2 * config.checkpoint_every)
+    finally:
+        torch.set_num_threads(threads)
+    seconds = time.perf_counter() - t0
+    log(f"toy SFT run: {config.rl_steps} steps on the RL policy's correct samples in {seconds:.0f} s "
+        f"({sum(kept) / len(kept):.0%} of the samples correct and kept)")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    record.write_text(json.dumps({"version": SFT_VERSION, "seconds": seconds, "kept_share": kept}, indent=2))
+    return target
 
 
 def _train(config: WorldConfig, out: Path, log) -> dict:

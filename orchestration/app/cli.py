@@ -6,7 +6,7 @@
     shiftlake check                every data-quality check on the lake (LAKE_URL); exits 1 naming failures
     shiftlake demo --live          toy GRPO writes checkpoints while the sensor and daemon analyse them
     shiftlake sql "SELECT ..."     SQL over the lake's views; --file F or a query name from sql/queries
-    shiftlake report --checkpoint K   the seven figures of checkpoint K as one HTML file in the lake
+    shiftlake report --checkpoint K   the eight figures of checkpoint K as one HTML file in the lake
     shiftlake toyworld             build (or find) the toy world and print its folders
     shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
     shiftlake bench                paired-pass and cross-sampling throughput, demo stage times
@@ -57,8 +57,8 @@ def cmd_report(args) -> int:
     url = storage.resolve_lake_url(args.lake)
     try:
         with storage.store_errors(url, "making the report"):
-            keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role = 'rl' "
-                                                  "ORDER BY step", url)["checkpoint"].to_list()
+            keys = args.checkpoint or lakesql.run("SELECT checkpoint FROM checkpoints WHERE role <> 'base' "
+                                                  "ORDER BY role, step", url)["checkpoint"].to_list()
             for key in keys:
                 path, drawn = report.write_report(url, key)
                 missing = [f for f in drawn if isinstance(f, str)]
@@ -87,6 +87,10 @@ def cmd_demo(args) -> int:
 
     if args.world:
         os.environ["SHIFTLAKE_TOY_WORLD"] = args.world
+    if args.sft:
+        os.environ["SHIFTLAKE_TOY_SFT"] = "1"
+    if args.ab:
+        os.environ["SHIFTLAKE_TOY_AB"] = "1"
     from orchestration.app.demo import run_demo
     from orchestration.app.live import run_live
 
@@ -123,7 +127,7 @@ def _reporting_failures(command: str, action) -> int:
 
 STUDY_OPTIONS = {"base": "BASE_MODEL", "checkpoints": "CHECKPOINTS_URL", "problems": "PROBLEMS_URL",
                  "lake": "LAKE_URL", "template": "SHIFTLAKE_PROMPT_TEMPLATE", "system": "SHIFTLAKE_SYSTEM_PROMPT",
-                 "verifier": "SHIFTLAKE_VERIFIER"}
+                 "verifier": "SHIFTLAKE_VERIFIER", "sft_checkpoints": "SFT_CHECKPOINTS_URL"}
 
 
 def cmd_study(args) -> int:
@@ -176,7 +180,7 @@ def cmd_status(args) -> int:
         settings = from_env()
         specs = asset_specs(location.load().get_repository_def())
         with dg.DagsterInstance.get() as instance:
-            rows = checkpoint_status(instance, settings, specs, settings.prompts().recorded())
+            rows = checkpoint_status(instance, settings, specs, settings.recorded())
     except (OSError, ValueError) as e:  # no such checkpoint folder, a setting that does not parse
         print(f"shiftlake status: {e}", file=sys.stderr)
         return 2
@@ -258,10 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--live", action="store_true",
                    help="the toy GRPO run writes checkpoints while the sensor picks them up (own lake and instance)")
     p.add_argument("--no-ui", action="store_true", help="with --live: the daemon only, no webserver")
+    p.add_argument("--sft", action="store_true", help="also a supervised run on the RL policy's correct samples, "
+                   "analysed beside it as role sft (SHIFTLAKE_TOY_SFT=1)")
+    p.add_argument("--ab", action="store_true", help="also the A/B of GRPO with and without divergence-weighted "
+                   "advantages, 3 seeds each, as training curves (SHIFTLAKE_TOY_AB=1)")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("study", help="a real study: check everything, print the plan, then analyse every checkpoint")
     for option, variable in STUDY_OPTIONS.items():
-        p.add_argument(f"--{option}", help=f"default: ${variable}")
+        p.add_argument(f"--{option.replace('_', '-')}", dest=option, help=f"default: ${variable}")
     p.add_argument("--plan", action="store_true", help="check and print the plan only")
     p.set_defaults(func=cmd_study)
     p = sub.add_parser("status", help="where each checkpoint stands (analysed, stale, failed, running, waiting, ...)")

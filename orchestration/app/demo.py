@@ -22,6 +22,12 @@ from orchestration.automation import instance as held
 from orchestration.automation.jobs import base_job, checkpoint_job, report_job, trend_job
 
 
+ROLES_COLUMNS = ["step", "role", "accuracy", "share_js_lt_1e3", "share_js_gt_0_1", "js_p50", "js_p99",
+                 "top5pct_share_first_tenth", "high_js_rl_top1_in_base_top3", "forward_js_gap_moved"]
+AB_COLUMNS = ["arm", "step", "n_seeds", "accuracy", "accuracy_lo", "accuracy_hi", "seed_min", "seed_max",
+              "minus_reference", "minus_reference_lo", "minus_reference_hi"]
+
+
 def ensure_dagster_home() -> Path:
     home = dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
@@ -32,10 +38,10 @@ def ensure_dagster_home() -> Path:
     return home
 
 
-def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str) -> list[str]:
-    """Add every checkpoint found under `checkpoints_url` that can be analysed now as a `checkpoints` partition;
-    return their keys."""
-    keys = [c.key for c in discover_checkpoints(checkpoints_url) if not_ready(c) is None]
+def register_checkpoints(instance: dg.DagsterInstance, checkpoints_url: str, sft_checkpoints_url: str = "") -> list[str]:
+    """Add every checkpoint found under `checkpoints_url` (and the SFT run's folder) that can be analysed now as a
+    `checkpoints` partition; return their keys."""
+    keys = [c.key for c in discover_checkpoints(checkpoints_url, sft_checkpoints_url) if not_ready(c) is None]
     held.add_partitions(instance, keys)
     return keys
 
@@ -69,7 +75,7 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
     home = ensure_dagster_home()
 
     with dg.DagsterInstance.get() as instance:
-        keys = register_checkpoints(instance, settings.checkpoints_url)
+        keys = register_checkpoints(instance, settings.checkpoints_url, settings.sft_checkpoints_url)
         keys = sorted(keys + rotated_away(instance, settings.lake_url, keys))
         if not keys:
             raise FileNotFoundError(f"no checkpoints under {settings.checkpoints_url}")
@@ -89,6 +95,13 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
         "chosen on one half of the problems and measured on the other, against the random control at that budget "
         "(sql/queries/cross_sampling_budget.sql; these columns: demo_cross_sampling.sql)")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_cross_sampling"), settings.lake_url)))
+    if settings.sft_checkpoints_url:
+        log("\nRL against SFT at the same steps: sparsity, position, reranking, cross-sampling (sql/queries/roles.sql)")
+        log(lakesql.render(lakesql.run(lakesql.query_text("roles"), settings.lake_url).select(ROLES_COLUMNS)))
+    if settings.ab_curves_url:
+        log("\nA/B: GRPO with and without divergence-weighted advantages, accuracy by step, 95% intervals over seeds "
+            "and problems (sql/queries/advantage_ab.sql)")
+        log(lakesql.render(lakesql.run(lakesql.query_text("advantage_ab"), settings.lake_url).select(AB_COLUMNS)))
     log("\nwall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     log(f"\nlake: {settings.lake_url}    checkpoints: {settings.checkpoints_url}    DAGSTER_HOME: {home}")
     log("Look at it:\n  make ui                      # Dagster UI: assets, partitions, runs\n"
@@ -99,7 +112,7 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
               'shiftlake sql cross_sampling_curve',
               'shiftlake sql checkpoint_trend'):
         log(f"  {q}")
-    log("\nReports (the paper's seven figures per checkpoint; open in a browser; shiftlake report rewrites them):")
+    log("\nReports (the paper's figures and the A/B per checkpoint; open in a browser; shiftlake report rewrites them):")
     for key in keys:
         log(f"  {report_path(settings.lake_url, key)}")
     return timings

@@ -40,8 +40,9 @@ def study_plan(settings: Settings) -> Plan:
                            "point it at the model the RL run started from")
 
     try:
-        found = discover_checkpoints(settings.checkpoints_url)
-        plan.lines.append(f"checkpoints  {settings.checkpoints_url}: {len(found)} found")
+        found = discover_checkpoints(settings.checkpoints_url, settings.sft_checkpoints_url)
+        plan.lines.append(f"checkpoints  {settings.checkpoints_url}: {len(found)} found"
+                          + (f" (with the SFT run's in {settings.sft_checkpoints_url})" if settings.sft_checkpoints_url else ""))
     except FileNotFoundError as e:
         plan.errors.append(str(e))
         found = None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from compute.checkpoints import discover_checkpoints, not_ready
+from compute.checkpoints import not_ready
 from compute.settings import Settings
 from orchestration.automation import instance as held
 from orchestration.automation.staleness import find_stale
@@ -30,12 +30,12 @@ def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: l
                       configured: dict[str, str] | None = None) -> list[CheckpointStatus]:
     """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order
     (`configured`: the settings recorded as metadata, as `staleness.find_stale` takes them)."""
-    found = {c.key: c for c in discover_checkpoints(settings.required("checkpoints_url"))}
+    found = {c.key: c for c in settings.checkpoints()}
     keys = sorted(set(found) | set(held.partitions(instance)))
     analysed = held.analysed(instance, keys)
     runs = held.last_runs(instance, keys)
     stale = find_stale(instance, specs, settings.required("base_model"), settings.checkpoints_url,
-                       configured).partitions() if analysed else {}
+                       configured, settings.sft_checkpoints_url).partitions() if analysed else {}
     out = []
     for key in keys:
         ckpt, run = found.get(key), runs.get(key)

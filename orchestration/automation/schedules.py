@@ -17,7 +17,7 @@ def reanalysis_requests(instance: dg.DagsterInstance, study: StudyResource, repo
     """One run request per checkpoint partition with stale or missing assets of `checkpoint_job`, for those."""
     cfg = study.settings()
     stale = find_stale(instance, asset_specs(repo), cfg.required("base_model"), cfg.required("checkpoints_url"),
-                       configured=cfg.prompts().recorded())
+                       configured=cfg.recorded(), sft_checkpoints_url=cfg.sft_checkpoints_url)
     job_assets = set(assets_of(checkpoint_job, repo))
     runs = []
     for partition, assets in stale.partitions().items():

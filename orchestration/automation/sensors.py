@@ -1,4 +1,4 @@
-"""The checkpoint sensor: every new, complete checkpoint under CHECKPOINTS_URL becomes a `checkpoints`
+"""The checkpoint sensor: every new, complete checkpoint under CHECKPOINTS_URL (and SFT_CHECKPOINTS_URL) becomes a `checkpoints`
 partition and gets one `checkpoint_job` run; the base's tables are requested once if they are missing.
 
 A checkpoint counts when `compute.checkpoints.not_ready` finds nothing missing or unloadable and either a marker
@@ -107,9 +107,9 @@ def plan_tick(candidates: list[Candidate], cursor: dict, registered: set[str], a
     return plan
 
 
-def scan(checkpoints_url: str) -> list[Candidate]:
+def scan(checkpoints_url: str, sft_checkpoints_url: str = "") -> list[Candidate]:
     return [Candidate(c.key, listing_fingerprint(c.uri), not_ready(c), has_marker(c.uri))
-            for c in discover_checkpoints(checkpoints_url)]
+            for c in discover_checkpoints(checkpoints_url, sft_checkpoints_url)]
 
 
 def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = None) -> str:
@@ -126,7 +126,7 @@ def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = Non
 def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -> dg.SensorResult:
     """New complete checkpoints under CHECKPOINTS_URL -> new partitions and one run each."""
     cfg = study.settings()
-    candidates = scan(cfg.required("checkpoints_url"))
+    candidates = scan(cfg.required("checkpoints_url"), cfg.sft_checkpoints_url)
     registered = set(held.partitions(context.instance))
     keys = [c.key for c in candidates]
     done = held.analysed(context.instance, keys)

@@ -22,16 +22,15 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from assets.inputs import base_model as base_model_asset, checkpoints as checkpoints_asset
-from assets.trend import trend
 from compute.checkpoints import discover_checkpoints, has_weights
 from compute.listing import listing_fingerprint
 from compute.models import content_hash, local_copy, model_folder
 from orchestration.automation import instance as held
-from orchestration.wiring.names import LISTING
+from orchestration.wiring.names import LISTING, TREND as TREND_GROUP
 
 CODE_VERSION, DATA_VERSION = "dagster/code_version", "dagster/data_version"
 INPUT_POINTER = "dagster/input_event_pointer/"  # storage id of the input materialisation a run read
-BASE_MODEL, CHECKPOINTS, TREND = (a.key.to_user_string() for a in (base_model_asset, checkpoints_asset, trend))
+BASE_MODEL, CHECKPOINTS = (a.key.to_user_string() for a in (base_model_asset, checkpoints_asset))
 
 
 @dataclass
@@ -91,12 +90,13 @@ def asset_specs(repo: dg.RepositoryDefinition) -> list[dg.AssetSpec]:
 
 
 def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_model: str,
-               checkpoints_url: str, configured: dict[str, str] | None = None) -> Staleness:
+               checkpoints_url: str, configured: dict[str, str] | None = None,
+               sft_checkpoints_url: str = "") -> Staleness:
     """Stale and missing asset partitions of every registered checkpoint (and the base's own assets).
-    `configured`: metadata name -> the value the settings give it now (`Settings.prompts().recorded()`)."""
+    `configured`: metadata name -> the value the settings give it now (`Settings.recorded()`)."""
     by_key = {s.key.to_user_string(): s for s in specs}
     deps = {k: [d.asset_key.to_user_string() for d in s.deps] for k, s in by_key.items()}
-    found = {c.key: c for c in discover_checkpoints(checkpoints_url) if not c.problem}
+    found = {c.key: c for c in discover_checkpoints(checkpoints_url, sft_checkpoints_url) if not c.problem}
     keys = held.partitions(instance)
     result = Staleness()
     memo: dict[tuple[str, str | None], list[str]] = {}
@@ -144,8 +144,8 @@ def find_stale(instance: dg.DagsterInstance, specs: list[dg.AssetSpec], base_mod
 
     for asset, spec in by_key.items():
         if spec.partitions_def is None:
-            if asset != TREND:  # across checkpoints: refreshed by declarative automation, not reanalysis
-                check(asset, None)
+            if spec.group_name != TREND_GROUP:  # across checkpoints, not reanalysis: the trend is refreshed by
+                check(asset, None)              # declarative automation, the A/B's curves by trend_job
             continue
         for key in keys:
             check(asset, key)

@@ -1,6 +1,7 @@
 -- The paper's findings 1-6 (Meng et al., arXiv 2603.22446) as numbers, one line per RL checkpoint and
 -- measure, each with its 95% bootstrap interval over problems (the draws of sql/macros.sql, so checkpoints
--- are paired) where it has one.
+-- are paired) where it has one. An SFT run's checkpoints (role sft) get the same lines, "RL" read as "SFT";
+-- growth (6) is against the first checkpoint of the same role.
 -- Token measures are along the RL policy's own samples (token_shifts, policy 'rl'); shares of tokens are
 -- ratios of sums over the resampled problems. The top-5%-JS cut is the checkpoint's (summaries), held fixed
 -- in the resamples. What each finding claims, and what would contradict it:
@@ -70,7 +71,7 @@ token_measures AS (
     FROM per_problem pp GROUP BY checkpoint, finding, ord, measure
 ),
 steps AS (
-    SELECT s.checkpoint, c.step, row_number() OVER (ORDER BY c.step NULLS LAST, s.checkpoint) AS k
+    SELECT s.checkpoint, c.role, c.step, row_number() OVER (PARTITION BY c.role ORDER BY c.step NULLS LAST, s.checkpoint) AS k
     FROM (SELECT DISTINCT checkpoint FROM summaries) s LEFT JOIN checkpoints c USING (checkpoint)
 ),
 growth AS (  -- finding 6: the share of JS > high_js() against the first checkpoint, replicate by replicate
@@ -81,7 +82,7 @@ growth AS (  -- finding 6: the share of JS > high_js() against the first checkpo
                 THEN paired_difference(t.replicates, f.replicates) END AS replicates
     FROM token_measures t JOIN steps s USING (checkpoint)
     JOIN token_measures f ON f.finding = t.finding AND f.measure = t.measure
-    JOIN steps fs ON fs.checkpoint = f.checkpoint AND fs.k = 1
+    JOIN steps fs ON fs.checkpoint = f.checkpoint AND fs.k = 1 AND fs.role IS NOT DISTINCT FROM s.role
     JOIN summaries ts ON ts.checkpoint = t.checkpoint AND ts.policy = 'rl'
     JOIN summaries fss ON fss.checkpoint = f.checkpoint AND fss.policy = 'rl'
     WHERE t.finding = 6 AND t.ord = 1 AND s.k > 1
@@ -94,7 +95,8 @@ lines AS (
     SELECT r.checkpoint, 0, 1, 'base accuracy', b.accuracy, b.accuracy_lo, b.accuracy_hi
     FROM summaries r JOIN summaries b ON b.checkpoint = r.checkpoint AND b.policy = 'base' WHERE r.policy = 'rl'
     UNION ALL
-    SELECT checkpoint, 0, 2, 'RL accuracy', accuracy, accuracy_lo, accuracy_hi FROM summaries WHERE policy = 'rl'
+    SELECT checkpoint, 0, 2, upper(coalesce(c.role, 'rl')) || ' accuracy', accuracy, accuracy_lo, accuracy_hi
+    FROM summaries LEFT JOIN checkpoints c USING (checkpoint) WHERE policy = 'rl'
     UNION ALL
     SELECT checkpoint, 6, 3, 'JS p99', js_p99, NULL, NULL FROM summaries WHERE policy = 'rl'
     UNION ALL

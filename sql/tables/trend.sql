@@ -1,9 +1,11 @@
--- The trend table: one row per analysed RL checkpoint, by step, from every checkpoint's summaries and
+-- The trend table: one row per analysed checkpoint, by role (rl, then sft: a supervised run's, analysed the same
+-- way) and step, from every checkpoint's summaries and
 -- cross_summaries: accuracy with its bootstrap interval over problems, the change since the previous
 -- checkpoint with a paired interval (the same resampled problems for both; null where the problem sets
 -- differ), the JS percentiles and near-zero share of RL tokens, and the share of the RL-base gap the js rule
 -- picked by the cross_sampling_budget query moves, per direction, with its interval (chosen on the selection
--- half of the problems, reported on the held-out half).
+-- half of the problems, reported on the held-out half). The rl_* columns are the checkpoint's own policy (on an
+-- sft row, the SFT model's), as the summaries' policy 'rl' is; changes are within a role.
 WITH rl AS (
     SELECT checkpoint, accuracy AS rl_accuracy, accuracy_lo AS rl_accuracy_lo, accuracy_hi AS rl_accuracy_hi,
            n_tokens, js_mean, js_p50, js_p80, js_p90, js_p95, js_p99, share_js_lt_1e3, share_js_gt_0_1,
@@ -25,7 +27,7 @@ picked AS (
     FROM cross_sampling_budget GROUP BY checkpoint
 ),
 ordered AS (
-    SELECT c.checkpoint, c.step, b.* EXCLUDE (checkpoint), rl.* EXCLUDE (checkpoint, problem_set, accuracy_replicates),
+    SELECT c.checkpoint, c.role, c.step, b.* EXCLUDE (checkpoint), rl.* EXCLUDE (checkpoint, problem_set, accuracy_replicates),
            p.* EXCLUDE (checkpoint),
            rl.accuracy_replicates, rl.problem_set,
            lag(rl.accuracy_replicates) OVER w AS previous_replicates, lag(rl.problem_set) OVER w AS previous_set,
@@ -34,8 +36,8 @@ ordered AS (
     JOIN base b USING (checkpoint)
     JOIN rl USING (checkpoint)
     LEFT JOIN picked p USING (checkpoint)
-    WHERE c.role = 'rl'
-    WINDOW w AS (ORDER BY c.step NULLS LAST, c.checkpoint)
+    WHERE c.role <> 'base'
+    WINDOW w AS (PARTITION BY c.role ORDER BY c.step NULLS LAST, c.checkpoint)
 )
 SELECT * EXCLUDE (accuracy_replicates, problem_set, previous_replicates, previous_set, previous_accuracy),
        (rl_accuracy - previous_accuracy)::DOUBLE AS rl_accuracy_change,
@@ -44,4 +46,4 @@ SELECT * EXCLUDE (accuracy_replicates, problem_set, previous_replicates, previou
        CASE WHEN problem_set = previous_set
             THEN interval_high(paired_difference(accuracy_replicates, previous_replicates)) END AS rl_accuracy_change_hi
 FROM ordered
-ORDER BY step NULLS LAST, checkpoint
+ORDER BY role, step NULLS LAST, checkpoint

@@ -50,3 +50,38 @@ def test_the_weights_carry_no_gradient():
     advantages = torch.ones(2, 4)
     weighted = weighted_advantages(advantages, d.requires_grad_(), alpha=1.0, s=1.0)
     assert not weighted.requires_grad
+
+
+@pytest.mark.parametrize("lake", ["local"], indirect=True)
+def test_the_advantage_weights_table_weights_every_own_token_by_the_formula(lake):
+    """One row per token of the checkpoint's own rollouts, keyed by (rollout_id, position), its weight the formula
+    on the configured divergence's token_shifts column (alpha = s = 1 and kl by default), computed here by hand."""
+    import dataclasses
+
+    import numpy as np
+    import polars as pl
+
+    from compute import lakesql, tables
+    from compute.settings import Settings
+
+    url, keys = lake
+    weights = lakesql.run("SELECT * FROM advantage_weights", url)
+    own = lakesql.run("SELECT * FROM token_shifts WHERE policy = 'rl'", url)
+    assert weights.height == own.height > 0 and set(weights["checkpoint"]) == set(keys)
+    assert not weights.select("checkpoint", "rollout_id", "position").is_duplicated().any()
+    both = weights.join(own, on=["checkpoint", "rollout_id", "position"], how="inner", suffix="_ts")
+    assert both.height == own.height and (both["token_id"] == both["token_id_ts"]).all()
+    kl = both["kl_rl_base"].to_numpy().astype(np.float64)
+    np.testing.assert_allclose(both["weight"].to_numpy(), 1 + (1 / (1 + np.exp(-kl)) - 0.5), rtol=1e-6)
+    assert set(weights["divergence"]) == {"kl"} and set(weights["alpha"]) == {1.0} and set(weights["s"]) == {1.0}
+    assert weights["weight"].min() >= 1.0 and weights["weight"].max() < 1.5  # KL >= 0: w in [1, 1 + s/2)
+    # the other divergences, from the same frame: js in [1, 1 + s/2), delta_logp below 1 where the token lost mass
+    frame = lakesql.run(f"SELECT * FROM token_shifts WHERE checkpoint = '{keys[-1]}'", url)
+    for kind, column in (("js", "js"), ("delta_logp", "delta_logp")):
+        made = tables.advantage_weights(frame, kind, alpha=4.0, s=0.5)
+        d = made["d"].to_numpy().astype(np.float64)
+        assert (made["d"] == frame.filter(pl.col("policy") == "rl").sort("rollout_id", "position")[column]).all()
+        np.testing.assert_allclose(made["weight"].to_numpy(), 1 + 0.5 * (1 / (1 + np.exp(-4 * d)) - 0.5), rtol=1e-6)
+    assert (made["weight"] < 1).any() == (made["d"] < 0).any()
+    with pytest.raises(ValueError, match="SHIFTLAKE_ADVANTAGE_DIVERGENCE='entropy': choose one of kl, js, delta_logp"):
+        dataclasses.replace(Settings(), advantage_divergence="entropy").advantage()

@@ -20,13 +20,14 @@ def test_figure_is_a_labelled_png_of_its_query(lake, draw, tmp_path):
     assert fig.png[:8] == b"\x89PNG\r\n\x1a\n" and len(fig.png) > 5_000
     assert fig.axes_labels and all(x and y for x, y in fig.axes_labels), fig.axes_labels
     expected = lakesql.run(lakesql.query_text(fig.name), url)
-    if fig.name != "checkpoint_trend":
+    spans_all = fig.name in ("checkpoint_trend", "advantage_ab")  # every checkpoint; the A/B's runs
+    if not spans_all:
         expected = expected.filter(pl.col("checkpoint") == checkpoint)
     if fig.name == "cross_sampling_curve":
         expected = expected.filter(pl.col("eps").is_finite())
     assert fig.data.equals(expected)
-    # a page shows one partition's figures at a time: each names its checkpoint (the trend spans them all)
-    assert fig.title.endswith(f"({checkpoint})") == (fig.name != "checkpoint_trend"), fig.title
+    # a page shows one partition's figures at a time: each names its checkpoint (the trend and the A/B span them all)
+    assert fig.title.endswith(f"({checkpoint})") == (not spans_all), fig.title
     (tmp_path / f"{fig.name}.png").write_bytes(fig.png)
 
 

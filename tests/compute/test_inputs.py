@@ -34,6 +34,23 @@ def test_keys_are_safe_partition_names(name, key):
 def test_missing_checkpoint_folder_names_the_variable(tmp_path):
     with pytest.raises(FileNotFoundError, match="CHECKPOINTS_URL"):
         discover_checkpoints(tmp_path / "nope")
+    tmp_path.joinpath("rl").mkdir()
+    with pytest.raises(FileNotFoundError, match="set SFT_CHECKPOINTS_URL to the folder your SFT trainer"):
+        discover_checkpoints(tmp_path / "rl", str(tmp_path / "nope"))
+
+
+def test_sft_checkpoints_get_their_role_from_their_folder_or_their_name(small_world, tmp_path):
+    src = small_world / "checkpoints" / "checkpoint-2"
+    for folder in ("rl/checkpoint-100", "rl/sft-checkpoint-50", "rl/SFT_final", "sft/global_step_100", "sft/last"):
+        shutil.copytree(src, tmp_path / folder)
+    found = discover_checkpoints(str(tmp_path / "rl"), str(tmp_path / "sft"))
+    assert [(c.key, c.role, c.step) for c in found] == [
+        ("rl-step-000100", "rl", 100), ("sft-step-000050", "sft", 50), ("sft-step-000100", "sft", 100),
+        ("sft-final", "sft", None), ("sft-last", "sft", None)]
+    shutil.copytree(src, tmp_path / "sft" / "checkpoint-50")  # the same step twice: one message, both folders
+    with pytest.raises(ValueError, match="two checkpoints would both be sft-step-000050: .*sft-checkpoint-50 and "
+                                         ".*sft/checkpoint-50"):
+        discover_checkpoints(str(tmp_path / "rl"), str(tmp_path / "sft"))
 
 
 def test_tokenizer_mismatch_names_both_paths(small_world, tmp_path):

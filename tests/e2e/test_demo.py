@@ -1,5 +1,5 @@
-"""`shiftlake demo` end to end on the small world: a real persistent Dagster instance, a fresh lake,
-the summary and the reports' paths printed, one successful materialisation per asset and checkpoint in
+"""`shiftlake demo --sft --ab` end to end on the small world: a real persistent Dagster instance, a fresh lake,
+the RL run's checkpoints beside the toy SFT run's, the A/B's curves, the summary and the reports' paths printed, one successful materialisation per asset and checkpoint in
 the event log; then the Dagster UI on that instance and the HTML report, both in headless Chromium."""
 
 import os
@@ -19,7 +19,7 @@ from orchestration.app import live
 from tests.e2e import browser
 from tests.procs import descendants, processes
 
-KEYS = ("rl-step-000002", "rl-step-000004")
+KEYS = ("rl-step-000002", "rl-step-000004", "sft-step-000004")  # the SFT run saves every other RL step
 SCREENSHOTS = Path(os.environ.get("SHIFTLAKE_SCREENSHOTS") or REPO_ROOT / ".shiftlake" / "screenshots")
 FIGURE_NAMES = [make.__name__ for make, _ in FIGURES]
 
@@ -32,7 +32,7 @@ def demo(small_world, world_root, tmp_path_factory):
            "SHIFTLAKE_SAMPLES_PER_PROBLEM": "2"}
     for var in ("BASE_MODEL", "CHECKPOINTS_URL", "PROBLEMS_URL"):
         env.pop(var, None)
-    out = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "demo", "--sft", "--ab"], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return root, env, out.stdout
@@ -44,6 +44,8 @@ def test_demo_runs_every_asset_and_prints_the_summary(demo):
     for key in KEYS:
         assert key in stdout
     assert "shiftlake sql" in stdout and "wall time per stage" in stdout
+    assert "RL against SFT at the same steps" in stdout and "A/B: GRPO with and without" in stdout
+    assert "grpo_weighted" in stdout
     assert (root / "lake" / "token_shifts" / "checkpoint=rl-step-000004" / "data.parquet").exists()
     # it ends by naming each checkpoint's report, which is there
     reports = [line.strip() for line in stdout.strip().splitlines()[-len(KEYS):]]
@@ -55,7 +57,7 @@ def test_demo_runs_every_asset_and_prints_the_summary(demo):
             records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
             assert sorted(r.partition_key for r in records) == list(KEYS), asset
         assert len(instance.fetch_materializations(dg.AssetKey("base_rollouts"), limit=10).records) == 1
-        # figures are drawn once, by the report: all seven on its page, none on the tables' own
+        # figures are drawn once, by the report: all eight on its page, none on the tables' own
         for asset in ("summaries", "trend", "report"):
             record = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0]
             drawn = {k for k in record.asset_materialization.metadata if k.startswith("figure")}
@@ -104,14 +106,14 @@ def test_the_ui_shows_the_figures_on_the_report_page(demo):
     print(f"screenshot of the report asset page: {shot}")
 
 
-def test_the_html_report_renders_its_seven_sections(demo):
+def test_the_html_report_renders_its_eight_sections(demo):
     root, _, _ = demo
     report = root / "lake" / "reports" / f"checkpoint={KEYS[-1]}" / "report.html"
     with browser.page(height=1200) as page:
         page.goto(report.as_uri())
         sections = page.locator("section")
-        assert sections.count() == 7
-        for i in range(7):
+        assert sections.count() == len(FIGURE_NAMES) == 8
+        for i in range(8):
             section = sections.nth(i)
             assert section.locator("h2").inner_text().startswith(f"{i + 1}. ")
             image = section.locator("img")

@@ -11,14 +11,15 @@ def test_definitions_load_with_every_asset_and_job():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert keys == {"problems", "base_model", "base_rollouts", "base_scores", "checkpoints", "rollouts",
-                    "token_shifts", "scores", "summaries", "cross_samples", "cross_scores", "cross_summaries", "trend", "report"}
+                    "token_shifts", "advantage_weights", "scores", "summaries", "cross_samples", "cross_scores",
+                    "cross_summaries", "trend", "training_curves", "report"}
     for name in ("base_job", "checkpoint_job", "trend_job", "report_job"):
         assert defs.resolve_job_def(name) is not None
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert all(s.code_version for s in specs.values())
     partitioned = {k for k, s in specs.items() if s.partitions_def is not None}
-    assert partitioned == {"checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples",
-                           "cross_scores", "cross_summaries", "report"}
+    assert partitioned == {"checkpoints", "rollouts", "token_shifts", "advantage_weights", "scores", "summaries",
+                           "cross_samples", "cross_scores", "cross_summaries", "report"}
     assert isinstance(specs["rollouts"].partitions_def, dg.DynamicPartitionsDefinition)
     # on by default: new checkpoints are picked up and stale partitions reanalysed without anyone asking
     for sensor in ("checkpoint_sensor", "trend_automation"):

@@ -24,8 +24,9 @@ def watched(small_world, tmp_path) -> Path:
     return folder
 
 
-def _tick(instance, watched: Path, world: Path, cursor: str | None):
-    study = StudyResource(checkpoints_url=str(watched), base_model=str(world / "base"))
+def _tick(instance, watched: Path, world: Path, cursor: str | None, sft: Path | None = None):
+    study = StudyResource(checkpoints_url=str(watched), base_model=str(world / "base"),
+                          sft_checkpoints_url=str(sft) if sft else None)
     # as a context manager: it closes what it opened (left open, Dagster's current-instance state outlives
     # the instance and breaks later runs in the same process)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"study": study}) as context:
@@ -56,6 +57,20 @@ def test_a_new_checkpoint_is_registered_and_run_once_its_files_are_stable(small_
         # which Dagster does not launch twice
         replay = _tick(instance, watched, small_world, first.cursor)
         assert [r.run_key for r in replay.run_requests] == [r.run_key for r in second.run_requests]
+
+
+def test_an_sft_runs_checkpoints_are_found_in_their_folder_and_by_name(small_world, watched, tmp_path):
+    sft = tmp_path / "sft-run"
+    shutil.copytree(small_world / "checkpoints" / "checkpoint-2", sft / "checkpoint-2")
+    shutil.copytree(small_world / "checkpoints" / "checkpoint-4", watched / "sft-checkpoint-4")  # the naming rule
+    for folder in (watched / "checkpoint-2", sft / "checkpoint-2", watched / "sft-checkpoint-4"):
+        (folder / "COMPLETE").touch()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, watched, small_world, None, sft=sft)
+        assert [r.partition_key for r in result.run_requests if r.partition_key] == [
+            "rl-step-000002", "sft-step-000002", "sft-step-000004"]
+        assert result.dynamic_partitions_requests[0].partition_keys == [
+            "rl-step-000002", "sft-step-000002", "sft-step-000004"]
 
 
 def test_half_written_checkpoints_wait_and_are_picked_up_later(small_world, watched):

@@ -136,7 +136,7 @@ def test_a_new_metrics_code_version_makes_only_the_metrics_and_what_reads_them_s
     stale = find_stale(instance, specs, settings.base_model, settings.checkpoints_url)
     assert set(stale.partitions()) == set(keys)
     for key in keys:
-        assert stale.partitions()[key] == ["token_shifts", "summaries", "report"]
+        assert stale.partitions()[key] == ["token_shifts", "advantage_weights", "summaries", "report"]
     assert stale.reasons[("token_shifts", keys[0])] == [f"code version {now} -> next"]
     assert stale.reasons[("summaries", keys[0])] == ["token_shifts is stale"]
 
@@ -163,3 +163,13 @@ def test_another_prompt_template_makes_the_sampled_tables_stale(analysed):
             "prompt_template changed", "rollouts is stale", "base_rollouts is stale"}  # its identity check reads them
         assert "rollouts is stale" in stale.reasons[("token_shifts", key)]
     assert stale.reasons[("base_rollouts", None)] == ["prompt_template changed"]
+
+
+def test_another_advantage_weighting_makes_only_the_advantage_weights_stale(analysed):
+    """alpha, s and the divergence are what the advantage_weights were made with: changing one marks that table of
+    every partition stale, and nothing else (nothing reads it)."""
+    instance, settings, world, keys = analysed
+    assert find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url, settings.recorded()).reasons == {}
+    other = dataclasses.replace(settings, advantage_alpha=2.0).recorded()
+    stale = find_stale(instance, _specs(), settings.base_model, settings.checkpoints_url, other).reasons
+    assert stale == {("advantage_weights", key): ["advantage_weighting changed"] for key in keys}

@@ -16,8 +16,8 @@ def test_every_view_reads_its_table(lake):
     url, keys = lake
     con = lakesql.connect(url)
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert views == {"problems", "checkpoints", "rollouts", "token_shifts", "scores", "summaries", "cross_samples",
-                     "cross_scores", "cross_summaries", "trend"}
+    assert views == {"problems", "checkpoints", "rollouts", "token_shifts", "advantage_weights", "scores", "summaries",
+                     "cross_samples", "cross_scores", "cross_summaries", "trend", "training_curves"}
     for view in views:
         parts = lakeio.list_partitions(url, view) or [""]
         expected = sum(lakeio.read_partition(url, view, p).height for p in parts)
@@ -28,7 +28,9 @@ def test_every_view_reads_its_table(lake):
 def test_every_named_query_runs_and_returns_rows(lake, name):
     url, _ = lake
     frame = lakesql.run(lakesql.query_text(name), url)
-    assert frame.height > 0 or name == "topk_reranking", name  # the small world may have no JS > 0.1 token
+    # the small world may have no JS > 0.1 token; roles compares RL and SFT runs, and this lake has no SFT run
+    # (tests/assets/test_roles.py has one)
+    assert frame.height > 0 or name in ("topk_reranking", "roles"), name
 
 
 def test_js_percentiles_match_polars(lake):
