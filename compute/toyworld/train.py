@@ -80,6 +80,21 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
     return losses
 
 
+def sampled_groups(policy, tokenizer, reward: Callable[[str, str], float], rng: random.Random, prompts_per_step: int,
+                   group_size: int, params: SamplingParams, width: int):
+    """One step's data: `group_size` samples of `policy` for each of `prompts_per_step` fresh problems (problems,
+    then sampling seeds, drawn from `rng`). Returns (prompt ids, samples, rewards)."""
+    problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
+    prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
+               for a, b in problems for _ in range(group_size)]
+    seeds = [rng.randrange(2**62) for _ in prompts]
+    policy.eval()
+    samples = sample(policy, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    answers = [str(a + b) for a, b in problems for _ in range(group_size)]
+    rewards = [reward(tokenizer.decode(s.response_ids), ans) for s, ans in zip(samples, answers)]
+    return prompts, samples, rewards
+
+
 def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prompts_per_step: int,
          group_size: int, lr: float, seed: int, max_new_tokens: int, width: int,
          on_checkpoint: Callable[[int], None], checkpoint_every: int, token_advantages: Callable | None = None
@@ -93,15 +108,9 @@ def grpo(model, tokenizer, reward: Callable[[str, str], float], steps: int, prom
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
     mean_rewards = []
     for step in range(1, steps + 1):
-        problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
-        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
-                   for a, b in problems for _ in range(group_size)]
-        seeds = [rng.randrange(2**62) for _ in prompts]
-        model.eval()
-        samples = sample(model, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
-        texts = [tokenizer.decode(s.response_ids) for s in samples]
-        answers = [str(a + b) for a, b in problems for _ in range(group_size)]
-        r = torch.tensor([reward(t, ans) for t, ans in zip(texts, answers)]).view(prompts_per_step, group_size)
+        prompts, samples, rewards = sampled_groups(model, tokenizer, reward, rng, prompts_per_step, group_size, params,
+                                                   width)
+        r = torch.tensor(rewards).view(prompts_per_step, group_size)
         adv = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + 1e-4)).flatten()
         model.train()
         logp, mask, inputs = response_logprobs(model, prompts, [s.response_ids for s in samples],
@@ -130,17 +139,11 @@ def rejection_sft(model, teacher, tokenizer, reward: Callable[[str, str], float]
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     params = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=max_new_tokens)
-    teacher.eval()
     kept_shares = []
     for step in range(1, steps + 1):
-        problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
-        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
-                   for a, b in problems for _ in range(group_size)]
-        seeds = [rng.randrange(2**62) for _ in prompts]
-        samples = sample(teacher, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)
-        answers = [str(a + b) for a, b in problems for _ in range(group_size)]
-        kept = [(p, s.response_ids) for p, s, ans in zip(prompts, samples, answers)
-                if reward(tokenizer.decode(s.response_ids), ans) > 0]
+        prompts, samples, rewards = sampled_groups(teacher, tokenizer, reward, rng, prompts_per_step, group_size,
+                                                   params, width)
+        kept = [(p, s.response_ids) for p, s, right in zip(prompts, samples, rewards) if right > 0]
         kept_shares.append(len(kept) / len(prompts))
         if kept:
             model.train()
