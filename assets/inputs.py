@@ -101,7 +101,7 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
     found = {c.key: c for c in cfg.checkpoints()}
     if key not in found:
         return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is not in {folder} "
-                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL at the folder that holds it; a "
+                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL (SFT_CHECKPOINTS_URL for an SFT run's) at the folder that holds it; a "
                            "partition added by hand with no checkpoint behind it is removed by the checkpoint sensor "
                            "(partitions are its: one per checkpoint folder)")
     ckpt = found[key]

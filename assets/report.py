@@ -34,7 +34,7 @@ REFRESH = (EAGER | dg.AutomationCondition.code_version_changed()).with_label(
     "eager: whenever the data of the checkpoint's summaries or of the trend change")
 
 
-@dg.asset(code_version="1", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,
+@dg.asset(code_version="2", group_name=names.REPORT, kinds={"html"}, partitions_def=checkpoints_partitions,
           deps=[summaries, cross_summaries, trend], automation_condition=REFRESH)
 def report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """`reports/checkpoint=<key>/report.html` in the lake: the eight figures of this checkpoint, each with the

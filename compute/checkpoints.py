@@ -53,6 +53,11 @@ def _files(fs, folder: str) -> dict[str, dict]:
     return {i["name"].rstrip("/").rsplit("/", 1)[-1]: i for i in fs.ls(folder, detail=True) if i["type"] == "file"}
 
 
+def has_folder(path: str) -> bool:
+    fs, path = _fs(str(path))
+    return fs.isdir(path)
+
+
 def has_weights(folder: str) -> bool:
     fs, folder = _fs(folder)
     names = set(_files(fs, folder)) if fs.isdir(folder) else set()
@@ -103,25 +108,29 @@ def _layout(folder: str, named_like_a_checkpoint: bool) -> tuple[str, str, str |
 
 def discover_checkpoints(root: str, sft_root: str = "") -> list[Checkpoint]:
     """Every checkpoint folder directly under `root` (role rl, or sft by the naming rule) and under `sft_root`
-    (the SFT run's folder, when given: role sft), ordered by role then step (unnamed steps last, by name);
-    those that cannot be analysed as they stand carry their `problem`."""
+    (the SFT run's folder, when given: role sft; not there yet, as before the SFT trainer's first save: none),
+    ordered by role then step (unnamed steps last, by name); those that cannot be analysed as they stand carry
+    their `problem`."""
     found = _discover(root, None) + (_discover(sft_root, "sft") if sft_root else [])
     keys: dict[str, Checkpoint] = {}
     for c in found:
         if c.key in keys:
-            raise ValueError(f"two checkpoints would both be {c.key}: {keys[c.key].uri} and {c.uri}; keep SFT checkpoints "
-                             "either in SFT_CHECKPOINTS_URL or named sft-* under CHECKPOINTS_URL, not both")
+            raise ValueError(f"two checkpoint folders would both be {c.key}: {keys[c.key].uri} and {c.uri} (the same "
+                             "role and step); keep one of them, or move the SFT run's to SFT_CHECKPOINTS_URL or name "
+                             "them sft-*")
         keys[c.key] = c
     return sorted(found, key=lambda c: (ROLES.index(c.role), c.step is None, c.step or 0, c.key))
 
 
 def _discover(root: str, role: str | None) -> list[Checkpoint]:
-    """The checkpoints directly under `root`, each of `role` (None: rl, or sft by the naming rule)."""
+    """The checkpoints directly under `root`, each of `role` (None: rl, or sft by the naming rule; a missing SFT
+    folder holds none)."""
     fs, root = _fs(str(root))
     if not fs.isdir(root):
-        variable, trainer = ("SFT_CHECKPOINTS_URL", "SFT trainer") if role == "sft" else ("CHECKPOINTS_URL", "trainer")
-        raise FileNotFoundError(f"checkpoint folder {root} does not exist; set {variable} to the folder your {trainer} "
-                                "writes checkpoints into")
+        if role == "sft":  # (S3: a prefix exists once something is written under it)
+            return []
+        raise FileNotFoundError(f"checkpoint folder {root} does not exist; set CHECKPOINTS_URL to the folder your "
+                                "trainer writes checkpoints into")
     found = []
     for info in sorted(fs.ls(root, detail=True), key=lambda i: i["name"]):
         if info["type"] != "directory":

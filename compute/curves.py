@@ -9,7 +9,8 @@ step and problem, as an A/B of a training change writes them (`compute.toyworld.
     problem_id  the problem evaluated
     n, correct  responses sampled for it and how many were right
 
-A .parquet, .jsonl or .csv file, local or on S3. A file that does not fit raises one error naming the file, what
+Every arm and step covers the same seeds and problems (the comparison pairs them). A .parquet, .jsonl or .csv
+file, local or on S3. A file that does not fit raises one error naming the file, what
 is wrong and the fix.
 """
 
@@ -57,4 +58,10 @@ def load_curves(url: str) -> pl.DataFrame:
     if (repeats := keys.height - keys.unique().height) > 0:
         raise ValueError(f"AB_CURVES_URL={url}: {repeats} rows repeat an arm, seed, step and problem listed before, "
                          f"e.g. {frame.filter(keys.is_duplicated()).row(0, named=True)}; {FIX}")
+    grid = frame.select("arm", "step").unique().join(frame.select("seed", "dataset", "problem_id").unique(), how="cross")
+    if grid.height > frame.height:  # the A/B pairs arms and steps seed by seed and problem by problem
+        gap = grid.join(frame, on=list(grid.columns), how="anti").sort(grid.columns)
+        raise ValueError(f"AB_CURVES_URL={url}: every arm and step must cover the same seeds and problems, and "
+                         f"{gap.height} combinations are missing, e.g. {gap.row(0, named=True)} (a run still going? "
+                         f"compare finished runs only); {FIX}")
     return frame.sort("arm", "seed", "step", "dataset", "problem_id")

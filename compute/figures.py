@@ -181,7 +181,7 @@ def cross_sampling_curve(lake_url: str, checkpoint: str | None = None) -> Figure
     data = _query("cross_sampling_curve", lake_url, checkpoint, compare=True).filter(pl.col("eps").is_finite())
     fig, axes = _figure(2)
     drawn = data["checkpoint"].unique(maintain_order=True).to_list()
-    mine = [checkpoint] if checkpoint in drawn else drawn[:1]  # every criterion and line; other roles' js curve
+    mine = [checkpoint] if checkpoint is not None else drawn[:1]  # every criterion and line; other roles' js curve
     for ax, direction in zip(axes, ("forward", "reverse")):
         part = data.filter(pl.col("direction") == direction)
         for criterion, color in CRITERION_COLORS.items():  # same colour per criterion in both panels

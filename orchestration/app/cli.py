@@ -87,10 +87,16 @@ def cmd_demo(args) -> int:
 
     if args.world:
         os.environ["SHIFTLAKE_TOY_WORLD"] = args.world
-    if args.sft:
-        os.environ["SHIFTLAKE_TOY_SFT"] = "1"
-    if args.ab:
-        os.environ["SHIFTLAKE_TOY_AB"] = "1"
+    if args.sft or args.ab:
+        given = [v for v in ("BASE_MODEL", "CHECKPOINTS_URL", "PROBLEMS_URL") if os.environ.get(v)]
+        if args.live or given:
+            print("shiftlake demo: --sft and --ab add the toy world's SFT run and A/B to the demo's study; "
+                  + ("they do not apply to --live" if args.live else f"unset {', '.join(given)} (a study of your own "
+                     "takes SFT_CHECKPOINTS_URL and AB_CURVES_URL instead)"), file=sys.stderr)
+            return 2
+    for flag, variable in ((args.sft, "SHIFTLAKE_TOY_SFT"), (args.ab, "SHIFTLAKE_TOY_AB")):
+        if flag:
+            os.environ[variable] = "1"
     from orchestration.app.demo import run_demo
     from orchestration.app.live import run_live
 

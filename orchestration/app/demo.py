@@ -95,9 +95,9 @@ def run_demo(log=print, by: str = "demo") -> dict[str, float]:
         "chosen on one half of the problems and measured on the other, against the random control at that budget "
         "(sql/queries/cross_sampling_budget.sql; these columns: demo_cross_sampling.sql)")
     log(lakesql.render(lakesql.run(lakesql.query_text("demo_cross_sampling"), settings.lake_url)))
-    if settings.sft_checkpoints_url:
+    if (roles := lakesql.run(lakesql.query_text("roles"), settings.lake_url)).height:  # an SFT run beside the RL run
         log("\nRL against SFT at the same steps: sparsity, position, reranking, cross-sampling (sql/queries/roles.sql)")
-        log(lakesql.render(lakesql.run(lakesql.query_text("roles"), settings.lake_url).select(ROLES_COLUMNS)))
+        log(lakesql.render(roles.select(ROLES_COLUMNS)))
     if settings.ab_curves_url:
         log("\nA/B: GRPO with and without divergence-weighted advantages, accuracy by step, 95% intervals over seeds "
             "and problems (sql/queries/advantage_ab.sql)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from compute.checkpoints import discover_checkpoints, has_weights, not_ready, tokenizer_folder
+from compute.checkpoints import discover_checkpoints, has_folder, has_weights, not_ready, tokenizer_folder
 from compute.settings import Settings
 
 
@@ -43,7 +43,10 @@ def study_plan(settings: Settings) -> Plan:
         found = discover_checkpoints(settings.checkpoints_url, settings.sft_checkpoints_url)
         plan.lines.append(f"checkpoints  {settings.checkpoints_url}: {len(found)} found"
                           + (f" (with the SFT run's in {settings.sft_checkpoints_url})" if settings.sft_checkpoints_url else ""))
-    except FileNotFoundError as e:
+        if settings.sft_checkpoints_url and not has_folder(settings.sft_checkpoints_url):
+            plan.lines.append(f"  SFT_CHECKPOINTS_URL={settings.sft_checkpoints_url} does not exist yet: its checkpoints "
+                              "are analysed once the SFT trainer writes them")
+    except (FileNotFoundError, ValueError) as e:
         plan.errors.append(str(e))
         found = None
     for c in found or []:

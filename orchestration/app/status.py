@@ -28,7 +28,7 @@ class CheckpointStatus:
 
 def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: list[dg.AssetSpec],
                       configured: dict[str, str] | None = None) -> list[CheckpointStatus]:
-    """One line per checkpoint found under CHECKPOINTS_URL or registered as a partition, in step order
+    """One line per checkpoint found under CHECKPOINTS_URL (and SFT_CHECKPOINTS_URL) or registered as a partition, in order
     (`configured`: the settings recorded as metadata, as `staleness.find_stale` takes them)."""
     found = {c.key: c for c in settings.checkpoints()}
     keys = sorted(set(found) | set(held.partitions(instance)))

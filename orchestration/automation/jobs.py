@@ -14,7 +14,7 @@ base_job = dg.define_asset_job(
 
 checkpoint_job = dg.define_asset_job(
     "checkpoint_job", selection=dg.AssetSelection.assets(checkpoints) | dg.AssetSelection.groups(names.ANALYSIS),
-    description="Everything about one RL checkpoint, one partition per run.")
+    description="Everything about one checkpoint (an RL run's, or an SFT run's), one partition per run.")
 
 trend_job = dg.define_asset_job(
     "trend_job", selection=dg.AssetSelection.groups(names.TREND),

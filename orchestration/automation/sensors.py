@@ -1,4 +1,4 @@
-"""The checkpoint sensor: every new, complete checkpoint under CHECKPOINTS_URL (and SFT_CHECKPOINTS_URL) becomes a `checkpoints`
+"""The checkpoint sensor: every new, complete checkpoint under CHECKPOINTS_URL (or SFT_CHECKPOINTS_URL) becomes a `checkpoints`
 partition and gets one `checkpoint_job` run; the base's tables are requested once if they are missing.
 
 A checkpoint counts when `compute.checkpoints.not_ready` finds nothing missing or unloadable and either a marker
@@ -124,7 +124,7 @@ def cause_fingerprint(settings, context: dg.SensorEvaluationContext | None = Non
 
 
 def checkpoint_tick(context: dg.SensorEvaluationContext, study: StudyResource) -> dg.SensorResult:
-    """New complete checkpoints under CHECKPOINTS_URL -> new partitions and one run each."""
+    """New complete checkpoints under CHECKPOINTS_URL and SFT_CHECKPOINTS_URL -> new partitions and one run each."""
     cfg = study.settings()
     candidates = scan(cfg.required("checkpoints_url"), cfg.sft_checkpoints_url)
     registered = set(held.partitions(context.instance))
@@ -164,7 +164,7 @@ def checkpoint_sensor(interval_s: int) -> dg.SensorDefinition:
     """The sensor, ticking every `interval_s` seconds (SHIFTLAKE_SENSOR_INTERVAL_S, read by the code location)."""
     return dg.sensor(name="checkpoint_sensor", jobs=[base_job, checkpoint_job], minimum_interval_seconds=interval_s,
                      default_status=dg.DefaultSensorStatus.RUNNING, description=(
-                         "Watches CHECKPOINTS_URL: each new checkpoint, once complete (a marker file, or the same "
+                         "Watches CHECKPOINTS_URL (and SFT_CHECKPOINTS_URL): each new checkpoint, once complete (a marker file, or the same "
                          "files on two ticks), becomes a `checkpoints` partition with one checkpoint_job run; "
                          "failed runs are retried at once when settings, code or files change, else with backoff. "
                          "The only way partitions should be added."))(checkpoint_tick)

@@ -1,5 +1,5 @@
--- Accuracy of each policy: the base once, then every RL checkpoint by step (the summaries table's), with
--- its 95% bootstrap interval over problems.
+-- Accuracy of each policy: the base once, then every checkpoint (RL; SFT when analysed) by step (the summaries
+-- table's), with its 95% bootstrap interval over problems.
 SELECT * FROM (
     SELECT 'base' AS checkpoint, NULL::BIGINT AS step, 'base' AS role, 'base' AS policy,
            any_value(n_rollouts) AS n_rollouts, any_value(accuracy) AS accuracy,
@@ -10,4 +10,4 @@ SELECT * FROM (
     FROM summaries s LEFT JOIN checkpoints c USING (checkpoint)
     WHERE s.policy = 'rl'
 )
-ORDER BY step NULLS FIRST, checkpoint;
+ORDER BY role = 'base' DESC, role, step NULLS FIRST, checkpoint;

@@ -112,4 +112,4 @@ lines AS (
 SELECT l.checkpoint, s.step, l.finding, l.measure, l.value::DOUBLE AS value, l.lo::DOUBLE AS lo,
        l.hi::DOUBLE AS hi
 FROM lines l JOIN steps s USING (checkpoint)
-ORDER BY s.k, l.finding, l.ord;
+ORDER BY s.role NULLS FIRST, s.k, l.finding, l.ord;

@@ -59,6 +59,8 @@ def test_the_trend_and_the_queries_compare_roles(roles_lake):
     findings = lakesql.run(lakesql.query_text("findings"), roles_lake)
     assert {"RL accuracy", "SFT accuracy"} <= set(findings["measure"])
     assert findings.filter(pl.col("measure") == "SFT accuracy")["checkpoint"].to_list() == [SFT]
+    order = findings["checkpoint"].to_list()  # each checkpoint's lines together, the RL run's first
+    assert order == [RL] * order.count(RL) + [SFT] * order.count(SFT)
     assert lakesql.run(lakesql.query_text("demo_summary"), roles_lake)["role"].to_list() == ["rl", "sft"]
 
 

@@ -76,6 +76,9 @@ def test_the_weighted_arm_differs_by_the_weighting_alone(small_world):
     (lambda f: f.with_columns(pl.col("n") - 5), "correct outside 0..n"),
     (lambda f: pl.concat([f, f.head(1)]), "1 rows repeat an arm, seed, step and problem"),
     (lambda f: f.with_columns(pl.lit("x").alias("step")), "a column has values of the wrong kind"),
+    (lambda f: f.filter(~((pl.col("arm") == "grpo_weighted") & (pl.col("seed") == 1) & (pl.col("step") == 4))),
+     "every arm and step must cover the same seeds and problems, and 8 combinations are missing, e.g. "
+     "{'arm': 'grpo_weighted', 'step': 4, 'seed': 1"),
 ])
 def test_a_bad_curves_file_gets_one_message_naming_the_fix(small_ab, tmp_path, change, message):
     path = tmp_path / "curves.parquet"

@@ -54,3 +54,36 @@ def test_the_engine_has_no_inputs_and_the_application_points_unset_ones_at_the_t
                        "PROBLEMS_URL": str(world_dir() / "problems.jsonl")}
     assert from_env(environ).required("base_model") == str(world_dir() / "base")
     assert not toy_inputs(environ)  # nothing left unset
+
+
+def test_the_toy_sft_run_and_ab_are_inputs_only_when_asked_for_and_the_ab_only_once_built(tmp_path, monkeypatch):
+    """SHIFTLAKE_TOY_SFT points SFT_CHECKPOINTS_URL at the toy SFT run's folder (no checkpoint until it is built);
+    SHIFTLAKE_TOY_AB points AB_CURVES_URL at the toy A/B's curves only once they exist (`demo --ab` builds them)."""
+    from compute.checkpoints import discover_checkpoints
+    from compute.toyworld.world import world_dir
+    from orchestration.app.toy import toy_inputs
+
+    monkeypatch.setenv("SHIFTLAKE_CACHE", str(tmp_path))  # a machine with no toy world built
+    environ = {}
+    assert toy_inputs(environ) and "SFT_CHECKPOINTS_URL" not in environ and "AB_CURVES_URL" not in environ
+    environ = {"SHIFTLAKE_TOY_SFT": "1", "SHIFTLAKE_TOY_AB": "1"}
+    assert toy_inputs(environ)
+    assert environ["SFT_CHECKPOINTS_URL"] == str(world_dir() / "sft_checkpoints") and "AB_CURVES_URL" not in environ
+    (world_dir() / "checkpoints").mkdir(parents=True)
+    assert discover_checkpoints(environ["CHECKPOINTS_URL"], environ["SFT_CHECKPOINTS_URL"]) == []
+
+
+@pytest.mark.parametrize("argv, base, message", [
+    (["demo", "--sft", "--live"], "", "they do not apply to --live"),
+    (["demo", "--ab"], "/models/base",
+     "unset BASE_MODEL (a study of your own takes SFT_CHECKPOINTS_URL and AB_CURVES_URL instead)"),
+])
+def test_the_demos_toy_study_flags_refuse_what_they_cannot_do(argv, base, message, monkeypatch, capsys):
+    from orchestration.app.cli import main
+
+    for variable in ("BASE_MODEL", "CHECKPOINTS_URL", "PROBLEMS_URL", "SHIFTLAKE_TOY_SFT", "SHIFTLAKE_TOY_AB"):
+        monkeypatch.delenv(variable, raising=False)
+    if base:
+        monkeypatch.setenv("BASE_MODEL", base)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
