@@ -178,7 +178,7 @@ def cmd_status(args) -> int:
     from orchestration.app.status import checkpoint_status
     from orchestration.automation.staleness import asset_specs
 
-    for option in ("base", "checkpoints"):
+    for option in ("base", "checkpoints", "sft_checkpoints"):
         if getattr(args, option) is not None:
             os.environ[STUDY_OPTIONS[option]] = getattr(args, option)
     home = ensure_dagster_home()
@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("status", help="where each checkpoint stands (analysed, stale, failed, running, waiting, ...)")
     p.add_argument("--base", help="default: $BASE_MODEL")
     p.add_argument("--checkpoints", help="default: $CHECKPOINTS_URL")
+    p.add_argument("--sft-checkpoints", dest="sft_checkpoints", help="default: $SFT_CHECKPOINTS_URL "
+                   "(after `shiftlake demo --sft`: SHIFTLAKE_TOY_SFT=1 shiftlake status)")
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("check", help="run every data-quality check against the lake; non-zero exit on a failure")
     p.add_argument("--lake", help="lake URL (default: $LAKE_URL or ./lake)")

@@ -37,18 +37,20 @@ def checkpoint_status(instance: dg.DagsterInstance, settings: Settings, specs: l
     stale = find_stale(instance, specs, settings.required("base_model"), settings.checkpoints_url,
                        configured, settings.sft_checkpoints_url).partitions() if analysed else {}
     out = []
+    unwatched = "" if settings.sft_checkpoints_url else "SFT_CHECKPOINTS_URL unset, so its folder is not looked for"
     for key in keys:
         ckpt, run = found.get(key), runs.get(key)
+        gone = unwatched if key.startswith("sft-") and unwatched else "folder gone"
         if key in analysed and key in stale:
             out.append(CheckpointStatus(key, "stale", "out of date: " + ", ".join(stale[key])))
         elif key in analysed:
-            out.append(CheckpointStatus(key, "analysed", "" if ckpt else "folder gone; its model is in the lake's store"))
+            out.append(CheckpointStatus(key, "analysed", "" if ckpt else f"{gone}; its model is in the lake's store"))
         elif run is not None and run.status == "running":
             out.append(CheckpointStatus(key, "running", "its checkpoint_job run is queued or under way"))
         elif run is not None and run.status == "failed":
             out.append(CheckpointStatus(key, "failed", run.error or "its last run failed; see the run in the UI"))
         elif ckpt is None:
-            out.append(CheckpointStatus(key, "gone", "registered, never analysed, and its folder is gone"))
+            out.append(CheckpointStatus(key, "gone", f"registered, never analysed: {gone}"))
         elif why := not_ready(ckpt):
             out.append(CheckpointStatus(key, "waiting", why))
         else:

@@ -217,6 +217,15 @@ def test_the_sensor_retries_a_partition_whose_run_failed_once_the_setting_is_fix
         assert status["rl-step-000002"].state == "failed"
         assert status["rl-step-000002"].detail.startswith("checkpoints: FileNotFoundError")
         assert (status["rl-step-000004"].state, status["rl-step-000004"].detail) == ("waiting", "tokenizer files missing")
+        # an SFT checkpoint's partition with SFT_CHECKPOINTS_URL unset: its folder is not looked for, and it says so
+        instance.add_dynamic_partitions(checkpoints_partitions.name, ["sft-step-000006"])
+        specs = asset_specs(defs.get_repository_def())
+        unset = {s.key: s for s in checkpoint_status(instance, Settings(checkpoints_url=str(watched)), specs)}
+        assert unset["sft-step-000006"].detail == ("registered, never analysed: SFT_CHECKPOINTS_URL unset, so its "
+                                                   "folder is not looked for")
+        watched_too = Settings(checkpoints_url=str(watched), sft_checkpoints_url=str(tmp_path / "sft"))
+        assert {s.key: s for s in checkpoint_status(instance, watched_too, specs)}["sft-step-000006"].detail == (
+            "registered, never analysed: folder gone")
         fixed = StudyResource(checkpoints_url=str(watched), base_model=str(small_world / "base"))
         with dg.build_sensor_context(instance=instance, cursor=again.cursor, resources={"study": fixed},
                                      repository_def=defs.get_repository_def()) as context:
