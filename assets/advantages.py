@@ -27,7 +27,7 @@ def advantage_weights(context: dg.AssetExecutionContext, study: StudyResource,
         pl.len().alias("tokens"), pl.col("weight").min().alias("min"), pl.col("weight").quantile(0.5).alias("p50"),
         pl.col("weight").mean().alias("mean"), pl.col("weight").quantile(0.99).alias("p99"),
         pl.col("weight").max().alias("max"))
-    context.add_output_metadata({ADVANTAGE_WEIGHTING: cfg.recorded()[ADVANTAGE_WEIGHTING],
+    context.add_output_metadata({ADVANTAGE_WEIGHTING: cfg.advantage_weighting(),
                                  "weights": dg.MetadataValue.md(markdown_table(spread, spread.columns))})
     return frame
 

@@ -101,9 +101,9 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
     found = {c.key: c for c in cfg.checkpoints()}
     if key not in found:
         return _from_store(lake_url, lake.checkpoint_partition(key), f"checkpoint {key!r} is not in {folder} "
-                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL (SFT_CHECKPOINTS_URL for an SFT run's) at the folder that holds it; a "
-                           "partition added by hand with no checkpoint behind it is removed by the checkpoint sensor "
-                           "(partitions are its: one per checkpoint folder)")
+                           f"(found: {sorted(found)})", "point CHECKPOINTS_URL (SFT_CHECKPOINTS_URL for an SFT run's) "
+                           "at the folder that holds it; a partition added by hand with no checkpoint behind it is "
+                           "removed by the checkpoint sensor (partitions are its: one per checkpoint folder)")
     ckpt = found[key]
     if why := not_ready(ckpt):
         raise ValueError(f"checkpoint {key} at {ckpt.uri} cannot be analysed: {why}. If the trainer is still "

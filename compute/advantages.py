@@ -23,7 +23,8 @@ import torch
 
 from compute.metrics import js_divergence, kl_divergence
 
-KINDS = ("kl", "js", "delta_logp")
+LAKE_COLUMNS = {"kl": "kl_rl_base", "js": "js", "delta_logp": "delta_logp"}  # kind -> its token_shifts column
+KINDS = tuple(LAKE_COLUMNS)
 
 
 def token_weights(d: torch.Tensor, alpha: float, s: float) -> torch.Tensor:

@@ -103,18 +103,22 @@ class Settings:
 
     def advantage(self) -> tuple[str, float, float]:
         """(divergence kind, alpha, s) of the `advantage_weights` table; a bad kind fails here, naming its variable."""
-        from compute.tables import ADVANTAGE_DIVERGENCE
+        from compute.advantages import KINDS
 
-        if self.advantage_divergence not in ADVANTAGE_DIVERGENCE:
+        if self.advantage_divergence not in KINDS:
             raise ValueError(f"{env_name('advantage_divergence')}={self.advantage_divergence!r}: choose one of "
-                             f"{', '.join(ADVANTAGE_DIVERGENCE)}")
+                             f"{', '.join(KINDS)}")
         return self.advantage_divergence, self.advantage_alpha, self.advantage_scale
+
+    def advantage_weighting(self) -> str:
+        """How the `advantage_weights` are made, as its asset records it (metadata ADVANTAGE_WEIGHTING)."""
+        kind, alpha, s = self.advantage()
+        return f"{kind} alpha={alpha:g} s={s:g}"
 
     def recorded(self) -> dict[str, str]:
         """The settings the assets record as metadata, which staleness compares with these: the prompts' and the
         advantage weighting's (metadata name -> value)."""
-        kind, alpha, s = self.advantage()
-        return {**self.prompts().recorded(), ADVANTAGE_WEIGHTING: f"{kind} alpha={alpha:g} s={s:g}"}
+        return {**self.prompts().recorded(), ADVANTAGE_WEIGHTING: self.advantage_weighting()}
 
     def cross_grid(self) -> CrossGrid:
         from compute.cross_sampling import CrossGrid, parse_eps

@@ -226,8 +226,6 @@ def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataF
     return not mismatched and bool(metadata), metadata
 
 
-ADVANTAGE_DIVERGENCE = {"kl": "kl_rl_base", "js": "js", "delta_logp": "delta_logp"}  # kind -> token_shifts column
-
 
 def advantage_weights(token_shifts: pl.DataFrame, kind: str, alpha: float, s: float) -> pl.DataFrame:
     """One row per token of the checkpoint's own rollouts (policy rl): the divergence-weighted advantage's token
@@ -235,10 +233,10 @@ def advantage_weights(token_shifts: pl.DataFrame, kind: str, alpha: float, s: fl
     `kind`. A trainer joins it to its rollouts on (rollout_id, position)."""
     import torch
 
-    from compute.advantages import token_weights
+    from compute.advantages import LAKE_COLUMNS, token_weights
 
     own = token_shifts.filter(pl.col("policy") == "rl").sort("rollout_id", "position")
-    d = own[ADVANTAGE_DIVERGENCE[kind]].cast(pl.Float32)
+    d = own[LAKE_COLUMNS[kind]].cast(pl.Float32)
     weights = token_weights(torch.from_numpy(d.to_numpy().copy()), alpha, s).numpy()
     return own.select("rollout_id", "checkpoint", "position", "token_id").with_columns(
         pl.lit(kind).alias("divergence"), d.alias("d"), pl.Series("weight", weights, dtype=pl.Float32),

@@ -20,13 +20,12 @@ from pathlib import Path
 
 import polars as pl
 import torch
-from transformers import AutoModelForCausalLM
 
 from compute.advantages import divergence, weighted_advantages
 from compute.sampling import SamplingParams, sample
 from compute.toyworld.tokenizer import build_tokenizer
 from compute.toyworld.train import grpo
-from compute.toyworld.world import WorldConfig, build_world, named_config
+from compute.toyworld.world import WorldConfig, build_world, load_model, named_config, torch_threads
 from compute.verifiers import toy_reward
 
 AB_VERSION = "1"  # bump when the harness changes what it produces
@@ -57,10 +56,6 @@ def weighting(base, kind: str, alpha: float, s: float):
     return token_advantages
 
 
-def _load(folder: Path):
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-
-
 def ab_curves(world: Path, seeds: int = AB_SEEDS, samples: int = AB_SAMPLES, kind: str = "kl", alpha: float = 1.0,
               s: float = 1.0) -> Path:
     """Where `build_ab` writes the curves of this A/B of the world folder `world`."""
@@ -80,16 +75,14 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
         return target / "curves.parquet"
     problems = [json.loads(line) for line in (world / "problems.jsonl").read_text().splitlines()]
     tokenizer = build_tokenizer()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
     frames, record = [], {"version": AB_VERSION, "seeds": seeds, "samples": samples, "kind": kind, "alpha": alpha,
                           "s": s, "runs": []}
-    try:
-        base = _load(world / "base").eval()
+    with torch_threads(config.threads):
+        base = load_model(world / "base").eval()
         start = evaluate(base, tokenizer, problems, samples, config.max_new_tokens)
         for seed in range(seeds):
             for arm in ARMS:
-                model, t0, curve = _load(world / "base"), time.perf_counter(), {0: start}
+                model, t0, curve = load_model(world / "base"), time.perf_counter(), {0: start}
 
                 def score(step: int) -> None:
                     curve[step] = evaluate(model, tokenizer, problems, samples, config.max_new_tokens)
@@ -105,8 +98,6 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
                 frames += [pl.DataFrame({"arm": arm, "seed": seed, "step": step, "dataset": [p["dataset"] for p in problems],
                                          "problem_id": [p["problem_id"] for p in problems], "n": samples,
                                          "correct": correct}) for step, correct in sorted(curve.items())]
-    finally:
-        torch.set_num_threads(threads)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

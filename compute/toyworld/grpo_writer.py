@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from compute.toyworld.tokenizer import build_tokenizer
-from compute.toyworld.world import build_world, named_config, train_rl
+from compute.toyworld.world import build_world, load_model, named_config, train_rl
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     config = named_config()
     world = build_world(config)
     torch.set_num_threads(args.threads)
-    model = AutoModelForCausalLM.from_pretrained(world / "base", dtype=torch.float32)
+    model = load_model(world / "base")
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train_rl(config, model, build_tokenizer(), args.out,

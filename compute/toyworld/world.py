@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,35 @@ def world_dir(config: WorldConfig | None = None, root: Path | None = None) -> Pa
     return (root or default_root()) / (config or named_config()).digest()
 
 
+@contextmanager
+def torch_threads(n: int):
+    """torch on `n` threads for the block (the worlds are bit-identical from run to run on the same count)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_model(folder: Path):
+    """A toy model saved by `save_pretrained`, in float32 as it was trained."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+
+
+def checkpoint_saver(model, tokenizer, folder: Path, log=lambda *_: None):
+    """`on_checkpoint` of the training loops: `folder/checkpoint-<step>/` as a trainer writes it."""
+
+    def save(step: int) -> None:
+        model.save_pretrained(folder / f"checkpoint-{step}")
+        tokenizer.save_pretrained(folder / f"checkpoint-{step}")
+        log(f"wrote {folder / f'checkpoint-{step}'}")
+
+    return save
+
+
 def build_world(config: WorldConfig | None = None, root: Path | None = None, log=print) -> Path:
     """Return the world folder for `config`, training it first unless a complete copy is cached."""
     config = config or named_config()
@@ -96,12 +126,8 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         report = _train(config, staging, log)
-    finally:
-        torch.set_num_threads(threads)
     (staging / "world.json").write_text(json.dumps(report, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
@@ -111,15 +137,9 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
 def train_rl(config: WorldConfig, model, tokenizer, checkpoints: Path, log=lambda *_: None) -> list[float]:
     """GRPO from `model` (the SFT'd base), writing `checkpoints/checkpoint-<step>/` in place as a trainer
     does (not atomically: readers must wait until a checkpoint is complete). Returns the mean rewards."""
-
-    def save(step: int) -> None:
-        folder = checkpoints / f"checkpoint-{step}"
-        model.save_pretrained(folder)
-        tokenizer.save_pretrained(folder)
-        log(f"wrote {folder}")
-
     return grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group, config.rl_lr,
-                config.seed + 1, config.max_new_tokens, config.width, save, config.checkpoint_every)
+                config.seed + 1, config.max_new_tokens, config.width, checkpoint_saver(model, tokenizer, checkpoints, log),
+                config.checkpoint_every)
 
 
 SFT_VERSION = "2"  # bump when `build_sft` changes what it produces
@@ -130,8 +150,6 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
     samples, rejection-sampling style, for GRPO's steps, problems and group size per step, its checkpoints at every
     other GRPO checkpoint's step (half the analysis; the steps still match). The paper's RL-vs-SFT contrast, on the
     same base and data budget. Returns its checkpoint folder."""
-    from transformers import AutoModelForCausalLM
-
     config = config or named_config()
     world = build_world(config, root, log)
     target, record = world / "sft_checkpoints", world / "sft.json"
@@ -140,23 +158,13 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
         return target
     staging = world / "sft_checkpoints.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        model, teacher = (AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-                          for folder in (world / "base", world / "checkpoints" / f"checkpoint-{config.rl_steps}"))
+    with torch_threads(config.threads):
+        model, teacher = load_model(world / "base"), load_model(world / "checkpoints" / f"checkpoint-{config.rl_steps}")
         tokenizer = build_tokenizer()
-
-        def save(step: int) -> None:
-            model.save_pretrained(staging / f"checkpoint-{step}")
-            tokenizer.save_pretrained(staging / f"checkpoint-{step}")
-
         t0 = time.perf_counter()
         kept = rejection_sft(model, teacher, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
-                             config.rl_lr, config.seed + 3, config.max_new_tokens, config.width, save,
-                             2 * config.checkpoint_every)
-    finally:
-        torch.set_num_threads(threads)
+                             config.rl_lr, config.seed + 3, config.max_new_tokens, config.width,
+                             checkpoint_saver(model, tokenizer, staging), 2 * config.checkpoint_every)
     seconds = time.perf_counter() - t0
     log(f"toy SFT run: {config.rl_steps} steps on the RL policy's correct samples in {seconds:.0f} s "
         f"({sum(kept) / len(kept):.0%} of the samples correct and kept)")
