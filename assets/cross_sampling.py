@@ -33,8 +33,9 @@ def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, probl
     plus the random control at each js run's budget (prompts, stops and data version as the rollouts')."""
     cfg = study.settings()
     prompting = cfg.prompts()
-    base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
-    args = (cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting)
+    workers = study.workers(context)
+    base, rl = workers.model(model_of(base_model)), workers.model(model_of(checkpoints))
+    args = (cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting, workers.pool)
     frame = tables.cross_samples(base, rl, problems, context.partition_key, cfg.cross_grid(), *args)
     context.add_asset_metadata(prompting.metadata(base.tokenizer))
     context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))

@@ -16,7 +16,8 @@ from orchestration.wiring.resources import StudyResource
 def token_shifts(context: dg.AssetExecutionContext, study: StudyResource, base_model: pl.DataFrame,
                  checkpoints: pl.DataFrame, base_rollouts: pl.DataFrame, rollouts: pl.DataFrame):
     """Teacher-forced paired pass of base and RL over the base's and this checkpoint's rollouts."""
-    base, rl = study.model(model_of(base_model)), study.model(model_of(checkpoints))
+    workers = study.workers(context)
+    base, rl = workers.model(model_of(base_model)), workers.model(model_of(checkpoints))
     both = pl.concat([base_rollouts, rollouts], how="vertical_relaxed")
-    frame = tables.token_shifts(base, rl, both, context.partition_key, study.settings().paired())
+    frame = tables.token_shifts(base, rl, both, context.partition_key, study.settings().paired(), workers.pool)
     yield from checks.output_and_checks("token_shifts", frame, {"rollouts": both}, vocab=len(base.tokenizer))

@@ -32,9 +32,17 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 
 @dataclass
 class LoadedModel:
+    """A model and its tokenizer; `model` is None in a handle (`load_handle`), whose weights another process holds.
+    `uri` is where it was loaded from (a remote worker loads its own copy from there)."""
     path: str
-    model: torch.nn.Module
+    model: torch.nn.Module | None
     tokenizer: object
+    uri: str = ""
+
+    @property
+    def generation_config(self):
+        """The model's generation config (its EOS ids)."""
+        return getattr(self.model, "generation_config", None)
 
 
 def local_copy(uri: str | Path) -> Path:
@@ -76,18 +84,35 @@ def model_folder(checkpoint, base_model: str | Path) -> Path:
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
-    path = local_copy(path)
+    uri, path = str(path), local_copy(path)
+    _require_config(path)
+    device = device or auto_device()
+    check_fits(path, device, auto_dtype(device))
+    tokenizer = _tokenizer(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=auto_dtype(device)).to(device).eval()
+    return LoadedModel(str(path), model, tokenizer, uri)
+
+
+def load_handle(path: str | Path) -> LoadedModel:
+    """The tokenizer and config of the model at `path`, no weights: what a process that sends the model's work
+    elsewhere (`compute.raypool`) needs."""
+    uri, path = str(path), local_copy(path)
+    _require_config(path)
+    return LoadedModel(str(path), None, _tokenizer(path), uri)
+
+
+def _require_config(path: Path) -> None:
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"no model at {path}: expected a save_pretrained folder with config.json. "
                                 "Set BASE_MODEL / CHECKPOINTS_URL to Hugging Face model folders (`shiftlake toyworld` "
                                 "builds the toy world's).")
-    device = device or auto_device()
-    check_fits(path, device, auto_dtype(device))
+
+
+def _tokenizer(path: Path):
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=auto_dtype(device)).to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return LoadedModel(str(path), model, tokenizer)
+    return tokenizer
 
 
 def content_hash(path: str | Path) -> str:

@@ -33,7 +33,7 @@ class PairedParams:
 TOKENS_PER_PASS = {"cuda": 32768, "cpu": 8192}
 
 
-def _sequences_per_pass(lengths: list[int], device: torch.device) -> int:
+def sequences_per_pass(lengths: list[int], device: torch.device) -> int:
     return max(1, TOKENS_PER_PASS[device.type] // max(max(lengths, default=1), 1))
 
 
@@ -97,7 +97,7 @@ def paired_metrics(base, rl, prompts: list[list[int]], responses: list[list[int]
     """
     columns: dict[str, list[np.ndarray]] = {}
     device = next(base.parameters()).device
-    batch = params.batch_size or _sequences_per_pass([len(p) + len(r) for p, r in zip(prompts, responses)], device)
+    batch = params.batch_size or sequences_per_pass([len(p) + len(r) for p, r in zip(prompts, responses)], device)
     metrics = _Metrics(params.chunk_tokens, device, params.compile)
     for start in range(0, len(prompts), batch):
         batch_p = prompts[start: start + batch]

@@ -18,6 +18,9 @@ SHIFTLAKE_CROSS_*: the cross-sampling sweep (batch size, directions, eps grid pe
 control, divergence on full or sampling distributions); see `Settings`
 SHIFTLAKE_ADVANTAGE_DIVERGENCE, _ALPHA, _SCALE: the advantage_weights table's w = 1 + s (sigmoid(alpha D) - 1/2)
 SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor and the reanalysis schedule
+RAY_ADDRESS      optional: a Ray cluster (127.0.0.1:6379, ray://head:10001) that runs the model-bound steps in
+                 shards (`compute.raypool`); unset, they run in the run's process. SHIFTLAKE_RAY_WORKERS (0: one per
+                 GPU), SHIFTLAKE_RAY_WORKER_GPUS and _CPUS: each worker's share of the cluster
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ class Settings:
     advantage_divergence: str = "kl"  # advantage_weights: D_t, one of kl (kl_rl_base) | js | delta_logp
     advantage_alpha: float = 1.0  # w_t = 1 + s (sigmoid(alpha D_t) - 1/2): our defaults; the paper gives none we
     advantage_scale: float = 1.0  # could read (its s is this scale)
+    ray_address: str = ""  # where the model-bound steps run: "" in the run's process, else this Ray cluster
+    ray_workers: int = 0  # shard workers (0: as many as the cluster has GPUs for)
+    ray_worker_gpus: float = 1.0  # each worker's GPUs (0: CPU workers)
+    ray_worker_cpus: float = 1.0  # each worker's CPUs, and its torch threads
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
 
@@ -136,7 +143,8 @@ class Settings:
 
 ADVANTAGE_WEIGHTING = "advantage_weighting"  # the advantage_weights asset's metadata: how its weights were made
 ENV = {"lake_url": "LAKE_URL", "base_model": "BASE_MODEL", "checkpoints_url": "CHECKPOINTS_URL",
-       "problems_url": "PROBLEMS_URL", "sft_checkpoints_url": "SFT_CHECKPOINTS_URL", "ab_curves_url": "AB_CURVES_URL"}
+       "problems_url": "PROBLEMS_URL", "sft_checkpoints_url": "SFT_CHECKPOINTS_URL", "ab_curves_url": "AB_CURVES_URL",
+       "ray_address": "RAY_ADDRESS"}
 
 
 def env_name(name: str) -> str:

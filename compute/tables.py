@@ -6,6 +6,7 @@ table columns (float32 metrics, int32 ids). Knows nothing about where the frames
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -13,9 +14,10 @@ import polars as pl
 
 from compute.cross_sampling import CrossGrid, SwitchRule, cross_sample
 from compute.models import LoadedModel
-from compute.paired import PairedParams, paired_metrics
+from compute.paired import PairedParams, paired_metrics, sequences_per_pass
 from compute.prompts import PromptSettings, PromptTemplate, Stops, stop_ids
 from compute.sampling import SamplingParams, sample
+from compute.shards import LOCAL, Pool, slices
 from compute.sizing import rows_per_batch
 from compute.verifiers import verifier_for
 
@@ -39,37 +41,59 @@ def _rendered(template: PromptTemplate, tokenizer, problem_rows: list[dict]) -> 
     return {(r["dataset"], r["problem_id"]): template.render(tokenizer, r["prompt"]) for r in problem_rows}
 
 
+def _sampled(model: LoadedModel, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
+             stop_strings: tuple[str, ...], rows: int):
+    """One shard of rollouts, `rows` at a time (run where the model is: `compute.shards`)."""
+    tok = model.tokenizer
+    stops = Stops(stop_ids(model.generation_config, tok), stop_strings, tok)
+    return [out for lo in range(0, len(prompts), rows)
+            for out in sample(model.model, prompts[lo: lo + rows], seeds[lo: lo + rows], params, stops,
+                              tok.pad_token_id)]
+
+
+def _rows(*args) -> int:
+    """Rows per batch for models as loaded where they run (`compute.sizing.rows_per_batch`)."""
+    *models, width, new_tokens = args
+    return rows_per_batch([m.model for m in models], width, new_tokens)
+
+
+def _sharded(pool: Pool, fn, models: list[LoadedModel], rows: int, columns: list[list], shared: tuple) -> list:
+    """`fn(*models, *one slice of each column, *shared, rows)` over shards of whole batches of `rows` jobs (the
+    columns: one entry per job), the results concatenated in job order."""
+    shards = [(*(c[lo:hi] for c in columns), *shared, rows) for lo, hi in slices(len(columns[0]), rows, pool.workers)]
+    return [out for part in pool.map(fn, models, shards) for out in part]
+
+
 def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str, policy: str,
              samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
-             prompting: PromptSettings = PromptSettings()) -> pl.DataFrame:
+             prompting: PromptSettings = PromptSettings(), pool: Pool = LOCAL) -> pl.DataFrame:
     """`samples_per_problem` sampled responses per problem, batched (`batch_size` rows; 0: as many as fit,
     `compute.sizing.rows_per_batch`), each from its own seed; prompts rendered by `prompting.template` with the
-    policy's tokenizer, responses ended by its EOS ids and the stop strings."""
+    policy's tokenizer, responses ended by its EOS ids and the stop strings. `pool` runs the batches
+    (`compute.shards`: here, or shards on a Ray cluster; the same rows either way)."""
     tok = policy_model.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
     jobs = [(row, k) for row in problem_rows for k in range(samples_per_problem)]
     prompt = _rendered(prompting.template, tok, problem_rows)
     template_hash = prompting.template.hash(tok)
-    stops = Stops(stop_ids(getattr(policy_model.model, "generation_config", None), tok), prompting.stop_strings, tok)
-    records = []
     width = max((len(ids) for _, ids in prompt.values()), default=1)
-    batch_size = batch_size or rows_per_batch([policy_model.model], width, params.max_new_tokens)
-    for lo in range(0, len(jobs), batch_size):
-        chunk = jobs[lo: lo + batch_size]
-        seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in chunk]
-        prompts = [prompt[(r["dataset"], r["problem_id"])] for r, _ in chunk]
-        outs = sample(policy_model.model, [ids for _, ids in prompts], seeds, params, stops, tok.pad_token_id)
-        for (r, k), s, (text, ids), out in zip(chunk, seeds, prompts, outs):
-            records.append({
-                "rollout_id": f"{checkpoint}:{policy}:{r['dataset']}:{r['problem_id']}:{k}",
-                "checkpoint": checkpoint, "policy": policy, "dataset": r["dataset"],
-                "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
-                "temperature": params.temperature, "top_p": params.top_p,
-                "max_new_tokens": params.max_new_tokens, "template_hash": template_hash, "prompt_text": text,
-                "prompt_ids": ids, "response_ids": out.response_ids,
-                "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
-                "finish_reason": out.finish_reason, "stop": out.stop,
-            })
+    rows = batch_size or pool.call(_rows, [policy_model], width, params.max_new_tokens)
+    seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in jobs]
+    prompts = [prompt[(r["dataset"], r["problem_id"])] for r, _ in jobs]
+    outs = _sharded(pool, _sampled, [policy_model], rows, [[ids for _, ids in prompts], seeds],
+                    (params, prompting.stop_strings))
+    records = []
+    for (r, k), s, (text, ids), out in zip(jobs, seeds, prompts, outs):
+        records.append({
+            "rollout_id": f"{checkpoint}:{policy}:{r['dataset']}:{r['problem_id']}:{k}",
+            "checkpoint": checkpoint, "policy": policy, "dataset": r["dataset"],
+            "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
+            "temperature": params.temperature, "top_p": params.top_p,
+            "max_new_tokens": params.max_new_tokens, "template_hash": template_hash, "prompt_text": text,
+            "prompt_ids": ids, "response_ids": out.response_ids,
+            "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
+            "finish_reason": out.finish_reason, "stop": out.stop,
+        })
     return pl.DataFrame(records, schema_overrides={
         "sample_idx": pl.Int32, "seed": pl.Int64, "temperature": pl.Float32, "top_p": pl.Float32,
         "max_new_tokens": pl.Int32, "template_hash": pl.String, "prompt_text": pl.String, "prompt_ids": IDS,
@@ -79,53 +103,61 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
 CROSS_KEYS = ("cross_sample_id", "checkpoint", "direction", "criterion", "eps", "dataset", "problem_id")
 
 
+def _lockstep(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], seeds: list[int],
+              rules: list[SwitchRule], params: SamplingParams, stop_strings: tuple[str, ...], divergence_on: str,
+              rows: int):
+    """One shard of lockstep responses, `rows` at a time (run where the models are: `compute.shards`); a response
+    ends at an EOS id of either model or a stop string."""
+    tok = base.tokenizer
+    stops = Stops(stop_ids(base.generation_config, tok) | stop_ids(rl.generation_config, rl.tokenizer),
+                  stop_strings, tok)
+    return [out for lo in range(0, len(prompts), rows)
+            for out in cross_sample(base.model, rl.model, prompts[lo: lo + rows], seeds[lo: lo + rows],
+                                    rules[lo: lo + rows], params, stops, tok.pad_token_id, divergence_on)]
+
+
 def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str, grid: CrossGrid,
                   samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
-                  prompting: PromptSettings = PromptSettings()) -> pl.DataFrame:
+                  prompting: PromptSettings = PromptSettings(), pool: Pool = LOCAL) -> pl.DataFrame:
     """Lockstep base/RL responses for every rule of `grid` x problem x sample, from the rollouts' seeds.
 
     Prompts are rendered with the base's tokenizer (the RL model's has the same vocabulary); a response ends
     at an EOS id of either model or a stop string. The js, delta_logp and entropy runs come first; each random
     control then switches with the share of tokens its js run switched (same direction and eps), on the same
     problems and seeds, once per coin seed of the grid (column `coin`: 0 on every other rule). `batch_size`
-    rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`).
+    rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`); `pool` runs the batches
+    (`compute.shards`).
     """
     tok = base.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
     prompt_ids = {key: ids for key, (_, ids) in _rendered(prompting.template, tok, problem_rows).items()}
     template_hash = prompting.template.hash(tok)
-    stops = Stops(stop_ids(getattr(base.model, "generation_config", None), tok)
-                  | stop_ids(getattr(rl.model, "generation_config", None), rl.tokenizer),
-                  prompting.stop_strings, tok)
-
-    rows = batch_size or rows_per_batch([base.model, rl.model], max(map(len, prompt_ids.values()), default=1),
-                                        params.max_new_tokens)
+    rows = batch_size or pool.call(_rows, [base, rl], max(map(len, prompt_ids.values()), default=1),
+                                   params.max_new_tokens)
 
     def run(rules: list[SwitchRule]) -> list[dict]:
         jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
+        seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in jobs]
+        prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in jobs]
+        outs = _sharded(pool, _lockstep, [base, rl], rows, [prompts, seeds, [rule for rule, _, _ in jobs]],
+                        (params, prompting.stop_strings, grid.divergence_on))
         records = []
-        for lo in range(0, len(jobs), rows):
-            chunk = jobs[lo: lo + rows]
-            seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in chunk]
-            prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in chunk]
-            outs = cross_sample(base.model, rl.model, prompts, seeds, [rule for rule, _, _ in chunk], params,
-                                stops, tok.pad_token_id, grid.divergence_on)
-            for (rule, r, k), s, out in zip(chunk, seeds, outs):
-                records.append({
-                    "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}"
-                                       f"{f'~coin{rule.coin}' if rule.coin else ''}:"
-                                       f"{r['dataset']}:{r['problem_id']}:{k}",
-                    "checkpoint": checkpoint, "direction": rule.direction, "criterion": rule.criterion,
-                    "eps": rule.eps, "switch_prob": rule.switch_prob, "coin": rule.coin,
-                    "divergence_on": grid.divergence_on,
-                    "dataset": r["dataset"], "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
-                    "temperature": params.temperature, "top_p": params.top_p,
-                    "max_new_tokens": params.max_new_tokens, "template_hash": template_hash,
-                    "response_ids": out.response_ids,
-                    "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
-                    "n_switched": len(out.switched_positions), "switched_positions": out.switched_positions,
-                    "finish_reason": out.finish_reason, "stop": out.stop,
-                })
+        for (rule, r, k), s, out in zip(jobs, seeds, outs):
+            records.append({
+                "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}"
+                                   f"{f'~coin{rule.coin}' if rule.coin else ''}:"
+                                   f"{r['dataset']}:{r['problem_id']}:{k}",
+                "checkpoint": checkpoint, "direction": rule.direction, "criterion": rule.criterion,
+                "eps": rule.eps, "switch_prob": rule.switch_prob, "coin": rule.coin,
+                "divergence_on": grid.divergence_on,
+                "dataset": r["dataset"], "problem_id": r["problem_id"], "sample_idx": k, "seed": s,
+                "temperature": params.temperature, "top_p": params.top_p,
+                "max_new_tokens": params.max_new_tokens, "template_hash": template_hash,
+                "response_ids": out.response_ids,
+                "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
+                "n_switched": len(out.switched_positions), "switched_positions": out.switched_positions,
+                "finish_reason": out.finish_reason, "stop": out.stop,
+            })
         return records
 
     records = run(grid.rules())
@@ -143,12 +175,29 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
         "stop": pl.String})
 
 
+def _paired(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], responses: list[list[int]],
+            params: PairedParams, rows: int) -> dict:
+    """One shard of the paired pass, `rows` sequences at a time (run where the models are)."""
+    return paired_metrics(base.model, rl.model, prompts, responses, base.tokenizer.pad_token_id,
+                          dataclasses.replace(params, batch_size=rows))
+
+
+def _pass_rows(base: LoadedModel, lengths: list[int]) -> int:
+    return sequences_per_pass(lengths, next(base.model.parameters()).device)
+
+
 def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFrame, checkpoint: str,
-                 params: PairedParams) -> pl.DataFrame:
-    """One row per response token of every rollout: base vs RL next-token distributions at that token."""
+                 params: PairedParams, pool: Pool = LOCAL) -> pl.DataFrame:
+    """One row per response token of every rollout: base vs RL next-token distributions at that token (`pool`
+    runs the passes, `compute.shards`)."""
     prompts = rollouts_frame["prompt_ids"].to_list()
     responses = rollouts_frame["response_ids"].to_list()
-    cols = paired_metrics(base.model, rl.model, prompts, responses, base.tokenizer.pad_token_id, params)
+    rows = params.batch_size or pool.call(_pass_rows, [base], [len(p) + len(r) for p, r in zip(prompts, responses)])
+    spans = slices(len(prompts), rows, pool.workers)
+    parts = pool.map(_paired, [base, rl], [(prompts[lo:hi], responses[lo:hi], params, rows) for lo, hi in spans])
+    parts = [(lo, part) for (lo, _), part in zip(spans, parts) if part]  # a shard of empty responses has no tokens
+    cols = {name: np.concatenate([part[name] + (lo if name == "row" else 0) for lo, part in parts])
+            for name in (parts[0][1] if parts else {})}
     rows = cols.pop("row")
     n_tokens = rollouts_frame["n_tokens"].to_numpy()[rows]
     vocab = base.tokenizer.convert_ids_to_tokens(list(range(len(base.tokenizer))))
@@ -202,7 +251,7 @@ IDENTITY_PROBLEMS = 4  # problems (every sample of each) the never-switch identi
 def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str,
                           base_rollouts: pl.DataFrame, rl_rollouts: pl.DataFrame, grid: CrossGrid,
                           samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
-                          prompting: PromptSettings = PromptSettings()) -> tuple[bool, dict]:
+                          prompting: PromptSettings = PromptSettings(), pool: Pool = LOCAL) -> tuple[bool, dict]:
     """Does lockstep cross-sampling with a js rule that never switches (eps = +inf) reproduce, token for
     token, the primary's own rollouts: the base's (forward) and the checkpoint's (reverse)? Decoded afresh on
     the first IDENTITY_PROBLEMS problems by id, whatever the grid holds; returns (passed, what was compared)."""
@@ -210,7 +259,7 @@ def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataF
     never = CrossGrid(tuple(d for d in ("forward", "reverse") if d in grid.directions) or ("forward",),
                       (("js", (float("inf"),)),), random_control=False, divergence_on=grid.divergence_on)
     cross = cross_samples(base, rl, sample, checkpoint, never, samples_per_problem, params, seed, batch_size,
-                          prompting)
+                          prompting, pool)
     keys = ["dataset", "problem_id", "sample_idx"]
     metadata, mismatched = {}, []
     for direction, own in (("forward", base_rollouts), ("reverse", rl_rollouts)):

@@ -1,18 +1,25 @@
 """The study resource: overrides of the study's settings for one run (Dagster run config), on top of the
 environment (`compute.settings`). Its fields are made from `Settings`, so the configuration is declared once;
-`lake_url` is the lake IO manager's. Loaded models are cached across the run's assets."""
+`lake_url` is the lake IO manager's. Loaded models are cached across the run's assets.
+
+The model-bound steps get their models and the pool that runs their shards from `workers`: this process's, or,
+with RAY_ADDRESS set, a Ray cluster's (connected through dagster-ray's `LocalRay`, which `ray.init`s at
+RAY_ADDRESS; `compute.raypool`), kept for the run so that its workers load each model once."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from functools import lru_cache
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from compute.listing import listing_fingerprint
-from compute.models import LoadedModel, load_model
+from compute.models import LoadedModel, load_handle, load_model
 from compute.settings import Settings, from_env
+from compute.shards import LOCAL, Pool
 
 # not run settings: the lake is the IO manager's (`wiring.io_manager`); the sensor's interval and the schedule's
 # cron are the code location's, read when it loads
@@ -28,12 +35,52 @@ class _Study(dg.ConfigurableResource):
         given = {k: v for k in type(self).model_fields if (v := getattr(self, k)) is not None}
         return dataclasses.replace(from_env(), **given)
 
+    _cluster: tuple | None = PrivateAttr(default=None)  # (dagster-ray resource, compute.raypool.RayPool)
+
     def model(self, path: str) -> LoadedModel:
         return _cached_model(path, _folder_stamp(path))
+
+    def workers(self, context) -> Workers:
+        """Where the model-bound work of this run goes: this process, or the Ray cluster at RAY_ADDRESS
+        (connected on first use, with the step's `context` for dagster-ray's log lines)."""
+        cfg = self.settings()
+        if not cfg.ray_address:
+            return Workers(LOCAL, self.model)
+        if self._cluster is None:
+            import os
+
+            from dagster_ray import LocalRay
+
+            from compute.raypool import RayPool
+
+            os.environ["RAY_ADDRESS"] = cfg.ray_address  # LocalRay's ray.init() connects where RAY_ADDRESS points
+            ray = LocalRay()
+            ray.connect(context)
+            self._cluster = (ray, RayPool(cfg.ray_workers, cfg.ray_worker_gpus, cfg.ray_worker_cpus))
+            context.log.info(f"model-bound work on the Ray cluster at {cfg.ray_address}: "
+                             f"{self._cluster[1].workers} workers")
+        return Workers(self._cluster[1], lambda path: _cached_handle(path, _folder_stamp(path)))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._cluster is not None:
+            ray, pool = self._cluster
+            self._cluster = None
+            try:
+                pool.close()
+            finally:
+                ray.cleanup(context, None)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> _Study:
         return cls(**{k: getattr(settings, k) for k in cls.model_fields})
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """A run's model-bound work: `pool` runs the shards (`compute.shards`), `model(path)` gives what the step
+    holds of a model (loaded here, or a weightless handle when the pool's workers hold the weights)."""
+    pool: Pool
+    model: Callable[[str], LoadedModel]
 
 
 def _override_fields() -> dict:
@@ -58,3 +105,8 @@ def _folder_stamp(path: str) -> str:
 def _cached_model(path: str, stamp: str) -> LoadedModel:
     """Base and one RL model stay loaded across the assets of one process; a changed folder reloads."""
     return load_model(path)
+
+
+@lru_cache(maxsize=4)
+def _cached_handle(path: str, stamp: str) -> LoadedModel:
+    return load_handle(path)
