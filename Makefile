@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser demo test ui bench clean s3-up s3-down
+.PHONY: install browser demo test ui bench clean s3-up s3-down pg-up pg-down
 
 install: $(STAMP) $(FLOOR)
 
@@ -51,6 +51,14 @@ s3-up: $(STAMP)
 
 s3-down: $(STAMP)
 	$(PY) infra/s3local.py down
+
+# a local PostgreSQL for the Dagster instance (Debian's postgresql; data in .shiftlake/postgres/, generated
+# password); prints DAGSTER_PG_URL and writes infra/pg.env
+pg-up: $(STAMP)
+	$(PY) infra/pglocal.py up
+
+pg-down: $(STAMP)
+	$(PY) infra/pglocal.py down
 
 clean:
 	rm -rf lake .shiftlake/dagster

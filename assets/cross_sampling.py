@@ -37,7 +37,7 @@ def cross_samples(context: dg.AssetExecutionContext, study: StudyResource, probl
     base, rl = workers.model(model_of(base_model)), workers.model(model_of(checkpoints))
     args = (cfg.samples_per_problem, cfg.sampling(), cfg.seed, cfg.cross_batch_size, prompting, workers.pool)
     frame = tables.cross_samples(base, rl, problems, context.partition_key, cfg.cross_grid(), *args)
-    context.add_asset_metadata(prompting.metadata(base.tokenizer))
+    context.add_asset_metadata({**prompting.metadata(base.tokenizer), **workers.metadata()})
     context.set_data_version(context.asset_key, dg.DataVersion(tables.content_version(frame)))
     yield from checks.output_and_checks("cross_samples", frame)
     # the rollouts are read for the check (and are the same settings' samples: what changes them changes these)

@@ -20,7 +20,7 @@ def _sample(context: dg.AssetExecutionContext, study: StudyResource, uri: str, p
     loaded, prompting = workers.model(uri), cfg.prompts()
     frame = tables.rollouts(loaded, problems, checkpoint, policy, cfg.samples_per_problem, cfg.sampling(),
                             cfg.seed, cfg.batch_size, prompting, workers.pool)
-    return frame, prompting.metadata(loaded.tokenizer)
+    return frame, {**prompting.metadata(loaded.tokenizer), **workers.metadata()}
 
 
 @dg.asset(code_version="2", group_name=names.BASE, kinds={"pytorch"},

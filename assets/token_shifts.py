@@ -20,4 +20,5 @@ def token_shifts(context: dg.AssetExecutionContext, study: StudyResource, base_m
     base, rl = workers.model(model_of(base_model)), workers.model(model_of(checkpoints))
     both = pl.concat([base_rollouts, rollouts], how="vertical_relaxed")
     frame = tables.token_shifts(base, rl, both, context.partition_key, study.settings().paired(), workers.pool)
+    context.add_asset_metadata(workers.metadata())
     yield from checks.output_and_checks("token_shifts", frame, {"rollouts": both}, vocab=len(base.tokenizer))

@@ -21,6 +21,7 @@ SHARDS_PER_WORKER = 4  # a lost or slow shard costs a quarter of a worker's shar
 
 class Pool(Protocol):
     workers: int
+    lost: int  # shards run again because their worker died
 
     def call(self, fn: Callable, models: Sequence, *args): ...
 
@@ -30,7 +31,7 @@ class Pool(Protocol):
 class Local:
     """Everything in this process, with the models as loaded here."""
 
-    workers = 1
+    workers, lost = 1, 0
 
     def call(self, fn: Callable, models: Sequence, *args):
         return fn(*models, *args)

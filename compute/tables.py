@@ -6,19 +6,18 @@ table columns (float32 metrics, int32 ids). Knows nothing about where the frames
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import numpy as np
 import polars as pl
 
-from compute.cross_sampling import CrossGrid, SwitchRule, cross_sample
+from compute import stages
+from compute.cross_sampling import CrossGrid, SwitchRule
 from compute.models import LoadedModel
-from compute.paired import PairedParams, paired_metrics, sequences_per_pass
-from compute.prompts import PromptSettings, PromptTemplate, Stops, stop_ids
-from compute.sampling import SamplingParams, sample
+from compute.paired import PairedParams
+from compute.prompts import PromptSettings, PromptTemplate
+from compute.sampling import SamplingParams
 from compute.shards import LOCAL, Pool, slices
-from compute.sizing import rows_per_batch
 from compute.verifiers import verifier_for
 
 IDS = pl.List(pl.Int32)
@@ -41,29 +40,6 @@ def _rendered(template: PromptTemplate, tokenizer, problem_rows: list[dict]) -> 
     return {(r["dataset"], r["problem_id"]): template.render(tokenizer, r["prompt"]) for r in problem_rows}
 
 
-def _sampled(model: LoadedModel, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
-             stop_strings: tuple[str, ...], rows: int):
-    """One shard of rollouts, `rows` at a time (run where the model is: `compute.shards`)."""
-    tok = model.tokenizer
-    stops = Stops(stop_ids(model.generation_config, tok), stop_strings, tok)
-    return [out for lo in range(0, len(prompts), rows)
-            for out in sample(model.model, prompts[lo: lo + rows], seeds[lo: lo + rows], params, stops,
-                              tok.pad_token_id)]
-
-
-def _rows(*args) -> int:
-    """Rows per batch for models as loaded where they run (`compute.sizing.rows_per_batch`)."""
-    *models, width, new_tokens = args
-    return rows_per_batch([m.model for m in models], width, new_tokens)
-
-
-def _sharded(pool: Pool, fn, models: list[LoadedModel], rows: int, columns: list[list], shared: tuple) -> list:
-    """`fn(*models, *one slice of each column, *shared, rows)` over shards of whole batches of `rows` jobs (the
-    columns: one entry per job), the results concatenated in job order."""
-    shards = [(*(c[lo:hi] for c in columns), *shared, rows) for lo, hi in slices(len(columns[0]), rows, pool.workers)]
-    return [out for part in pool.map(fn, models, shards) for out in part]
-
-
 def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str, policy: str,
              samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
              prompting: PromptSettings = PromptSettings(), pool: Pool = LOCAL) -> pl.DataFrame:
@@ -77,11 +53,11 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
     prompt = _rendered(prompting.template, tok, problem_rows)
     template_hash = prompting.template.hash(tok)
     width = max((len(ids) for _, ids in prompt.values()), default=1)
-    rows = batch_size or pool.call(_rows, [policy_model], width, params.max_new_tokens)
+    rows = batch_size or pool.call(stages.batch_rows, [policy_model], width, params.max_new_tokens)
     seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for r, k in jobs]
     prompts = [prompt[(r["dataset"], r["problem_id"])] for r, _ in jobs]
-    outs = _sharded(pool, _sampled, [policy_model], rows, [[ids for _, ids in prompts], seeds],
-                    (params, prompting.stop_strings))
+    outs = stages.sharded(pool, stages.sampled, [policy_model], rows, [[ids for _, ids in prompts], seeds],
+                          (params, prompting.stop_strings))
     records = []
     for (r, k), s, (text, ids), out in zip(jobs, seeds, prompts, outs):
         records.append({
@@ -103,19 +79,6 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
 CROSS_KEYS = ("cross_sample_id", "checkpoint", "direction", "criterion", "eps", "dataset", "problem_id")
 
 
-def _lockstep(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], seeds: list[int],
-              rules: list[SwitchRule], params: SamplingParams, stop_strings: tuple[str, ...], divergence_on: str,
-              rows: int):
-    """One shard of lockstep responses, `rows` at a time (run where the models are: `compute.shards`); a response
-    ends at an EOS id of either model or a stop string."""
-    tok = base.tokenizer
-    stops = Stops(stop_ids(base.generation_config, tok) | stop_ids(rl.generation_config, rl.tokenizer),
-                  stop_strings, tok)
-    return [out for lo in range(0, len(prompts), rows)
-            for out in cross_sample(base.model, rl.model, prompts[lo: lo + rows], seeds[lo: lo + rows],
-                                    rules[lo: lo + rows], params, stops, tok.pad_token_id, divergence_on)]
-
-
 def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, checkpoint: str, grid: CrossGrid,
                   samples_per_problem: int, params: SamplingParams, seed: int, batch_size: int,
                   prompting: PromptSettings = PromptSettings(), pool: Pool = LOCAL) -> pl.DataFrame:
@@ -132,15 +95,16 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
     problem_rows = list(problems.iter_rows(named=True))
     prompt_ids = {key: ids for key, (_, ids) in _rendered(prompting.template, tok, problem_rows).items()}
     template_hash = prompting.template.hash(tok)
-    rows = batch_size or pool.call(_rows, [base, rl], max(map(len, prompt_ids.values()), default=1),
+    rows = batch_size or pool.call(stages.batch_rows, [base, rl], max(map(len, prompt_ids.values()), default=1),
                                    params.max_new_tokens)
 
     def run(rules: list[SwitchRule]) -> list[dict]:
         jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in jobs]
         prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in jobs]
-        outs = _sharded(pool, _lockstep, [base, rl], rows, [prompts, seeds, [rule for rule, _, _ in jobs]],
-                        (params, prompting.stop_strings, grid.divergence_on))
+        outs = stages.sharded(pool, stages.lockstep, [base, rl], rows,
+                              [prompts, seeds, [rule for rule, _, _ in jobs]],
+                              (params, prompting.stop_strings, grid.divergence_on))
         records = []
         for (rule, r, k), s, out in zip(jobs, seeds, outs):
             records.append({
@@ -175,26 +139,16 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
         "stop": pl.String})
 
 
-def _paired(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], responses: list[list[int]],
-            params: PairedParams, rows: int) -> dict:
-    """One shard of the paired pass, `rows` sequences at a time (run where the models are)."""
-    return paired_metrics(base.model, rl.model, prompts, responses, base.tokenizer.pad_token_id,
-                          dataclasses.replace(params, batch_size=rows))
-
-
-def _pass_rows(base: LoadedModel, lengths: list[int]) -> int:
-    return sequences_per_pass(lengths, next(base.model.parameters()).device)
-
-
 def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFrame, checkpoint: str,
                  params: PairedParams, pool: Pool = LOCAL) -> pl.DataFrame:
     """One row per response token of every rollout: base vs RL next-token distributions at that token (`pool`
     runs the passes, `compute.shards`)."""
     prompts = rollouts_frame["prompt_ids"].to_list()
     responses = rollouts_frame["response_ids"].to_list()
-    rows = params.batch_size or pool.call(_pass_rows, [base], [len(p) + len(r) for p, r in zip(prompts, responses)])
+    lengths = [len(p) + len(r) for p, r in zip(prompts, responses)]
+    rows = params.batch_size or pool.call(stages.pass_rows, [base], lengths)
     spans = slices(len(prompts), rows, pool.workers)
-    parts = pool.map(_paired, [base, rl], [(prompts[lo:hi], responses[lo:hi], params, rows) for lo, hi in spans])
+    parts = pool.map(stages.paired, [base, rl], [(prompts[lo:hi], responses[lo:hi], params, rows) for lo, hi in spans])
     parts = [(lo, part) for (lo, _), part in zip(spans, parts) if part]  # a shard of empty responses has no tokens
     cols = {name: np.concatenate([part[name] + (lo if name == "row" else 0) for lo, part in parts])
             for name in (parts[0][1] if parts else {})}

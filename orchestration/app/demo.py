@@ -28,13 +28,22 @@ AB_COLUMNS = ["arm", "step", "n_seeds", "accuracy", "accuracy_lo", "accuracy_hi"
               "minus_reference", "minus_reference_lo", "minus_reference_hi"]
 
 
+INSTANCE_CONFIGS = {False: "dagster.yaml", True: "dagster-postgres.yaml"}  # DAGSTER_PG_URL set: PostgreSQL
+
+
 def ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, with the instance settings for SQLite, or for PostgreSQL when DAGSTER_PG_URL is set (`make
+    pg-up`). A dagster.yaml of one's own is kept; ours follows DAGSTER_PG_URL (the other store's history stays
+    where it was)."""
     home = dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text((REPO_ROOT / "infra" / "dagster.yaml").read_text())
+    ours = {flag: (REPO_ROOT / "infra" / name).read_text() for flag, name in INSTANCE_CONFIGS.items()}
+    wanted = ours[bool(os.environ.get("DAGSTER_PG_URL"))]
+    if not config.exists() or config.read_text() in ours.values():
+        if not config.exists() or config.read_text() != wanted:
+            config.write_text(wanted)
     return home
 
 

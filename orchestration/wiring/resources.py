@@ -82,6 +82,10 @@ class Workers:
     pool: Pool
     model: Callable[[str], LoadedModel]
 
+    def metadata(self) -> dict:
+        """What ran the step's shards, for its materialisation."""
+        return {"shard_workers": self.pool.workers, "shards_rerun": self.pool.lost}
+
 
 def _override_fields() -> dict:
     hints = typing.get_type_hints(Settings)

@@ -1,0 +1,129 @@
+"""A local PostgreSQL for the Dagster instance (`dagster-postgres`): Debian's postgresql binaries on 127.0.0.1.
+
+    python infra/pglocal.py up      # start it (data in .shiftlake/postgres/), print the environment
+    python infra/pglocal.py down    # stop it
+
+The cluster is made once by `initdb` with a generated password (in the state folder, mode 600) for the role
+`shiftlake`, and holds the database `dagster`. `up` writes DAGSTER_PG_URL to infra/pg.env; with it set, the
+application's Dagster instance (`orchestration.app.demo.ensure_dagster_home`) stores runs, events and schedules in
+PostgreSQL and runs several at once (infra/dagster-postgres.yaml) instead of SQLite's one. PostgreSQL refuses to
+run as root: as root, the server runs as the `postgres` user, which then owns the state folder. Tests start their
+own on free ports through `start`/`stop`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STATE = REPO / ".shiftlake" / "postgres"
+ENV_FILE = REPO / "infra" / "pg.env"
+PORT = 5433  # next to a system PostgreSQL's 5432
+ROLE, DATABASE = "shiftlake", "dagster"
+
+
+@dataclass
+class Server:
+    url: str  # postgresql+psycopg2://shiftlake:...@127.0.0.1:PORT/dagster
+    state: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DAGSTER_PG_URL": self.url}
+
+
+def binaries() -> Path:
+    """The newest installed PostgreSQL's bin folder (pg_ctl, initdb, createdb), or one clear error."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parent.parent.name))
+    if found:
+        return found[-1].parent
+    if which := shutil.which("pg_ctl"):
+        return Path(which).parent
+    raise FileNotFoundError("PostgreSQL is not installed: `apt-get install postgresql` (Debian), or point "
+                            "DAGSTER_PG_URL at a PostgreSQL server of your own")
+
+
+def _as_owner(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the server's user: ourselves, or `postgres` when we are root."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(state: Path = STATE, port: int = PORT) -> Server:
+    """Make the cluster if absent (role, password, database), start the server on 127.0.0.1:`port`, wait for it."""
+    bin_dir, data = binaries(), state / "data"
+    state.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(state, "postgres", "postgres")
+    password_file = state / "password"
+    if not (data / "PG_VERSION").exists():
+        shutil.rmtree(data, ignore_errors=True)
+        password = secrets.token_urlsafe(24)
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres", "postgres")
+        _as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", ROLE, "--auth=scram-sha-256",
+                   f"--pwfile={password_file}", "--encoding=UTF8", "--no-instructions"])
+    password = password_file.read_text().strip()
+    (state / "sockets").mkdir(exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(state / "sockets", "postgres", "postgres")
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -k {state / 'sockets'}"
+    _as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w",
+               "-t", "60", "start"])
+    env = {**os.environ, "PGPASSWORD": password}
+    listed = subprocess.run([str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", ROLE, "-d", "postgres",
+                             "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
+                            env=env, check=True, capture_output=True, text=True)
+    if not listed.stdout.strip():
+        subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", ROLE, DATABASE],
+                       env=env, check=True, capture_output=True, text=True)
+    # the driver named: SQLAlchemy 2.1 takes a bare postgresql:// for psycopg 3, dagster-postgres installs psycopg2
+    return Server(f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{port}/{DATABASE}", state)
+
+
+def stop(state: Path = STATE) -> bool:
+    """Stop the server of `state` (fast shutdown: open sessions are ended); False if none was running."""
+    data = state / "data"
+    if not (data / "postmaster.pid").exists():
+        return False
+    _as_owner([str(binaries() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+    return True
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["up"]:
+        stop()
+        server = start(port=int(os.environ.get("SHIFTLAKE_PG_PORT", PORT)))
+        ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in server.env.items()))
+        ENV_FILE.chmod(0o600)
+        print(f"PostgreSQL on 127.0.0.1:{server.url.rsplit(':', 1)[1].split('/')[0]}, database {DATABASE}, data in "
+              f"{STATE / 'data'} (log {STATE / 'postgres.log'}). Environment (also in {ENV_FILE}):")
+        for k, v in server.env.items():
+            print(f"export {k}={v}")
+        print(f"then: make demo | make ui   (or: set -a; . {ENV_FILE.relative_to(REPO)}; set +a)")
+        return 0
+    if argv[:1] == ["down"]:
+        print("stopped PostgreSQL" if stop() else "no PostgreSQL started by `make pg-up` is running")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
