@@ -9,7 +9,7 @@
     shiftlake report --checkpoint K   the eight figures of checkpoint K as one HTML file in the lake
     shiftlake toyworld             build (or find) the toy world and print its folders
     shiftlake ui                   Dagster webserver and daemon (dagster dev) on this code location
-    shiftlake bench                paired-pass and cross-sampling throughput, demo stage times
+    shiftlake bench                paired-pass and cross-sampling throughput, demo stage times (--only ray: on Ray)
 
 Kept whole although over 250 lines: one small function per command and the one argparse table that
 names them all; splitting would separate each command from its options.
@@ -292,9 +292,9 @@ def main(argv: list[str] | None = None) -> int:
                        "(host 127.0.0.1 unless given; --help: dagster dev's)")
     p.set_defaults(func=cmd_ui)
     p = sub.add_parser("bench", help="paired-pass and cross-sampling throughput (toy and Qwen2.5-1.5B-shaped), "
-                                     "demo stage times")
+                                     "demo stage times; --only ray: cross-sampling on 1 vs 2 Ray workers")
     p.add_argument("--only", default="paired,cross,demo,checks,sensor,s3",
-                   help="parts to run (default: paired,cross,demo,checks,sensor,s3)")
+                   help="parts to run (default: paired,cross,demo,checks,sensor,s3; also: ray)")
     p.set_defaults(func=cmd_bench)
     args, extra = parser.parse_known_args(argv)
     if args.command == "ui":

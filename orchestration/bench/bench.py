@@ -1,6 +1,6 @@
-"""`shiftlake bench [--only paired,cross,demo,checks,sensor,s3]`: the throughput of the study's two
-model-bound stages (`throughput`) and the product's times end to end on the toy world (`stages`); each part
-is described there. Models: the toy world's base and last RL checkpoint, and a Qwen2.5-1.5B-shaped pair with
+"""`shiftlake bench [--only paired,cross,demo,checks,sensor,s3,ray]`: the throughput of the study's two
+model-bound stages (`throughput`), the product's times end to end on the toy world (`stages`), and cross-sampling
+on 1 vs 2 Ray workers (`cluster`, only when asked: --only ray); each part is described there. Models: the toy world's base and last RL checkpoint, and a Qwen2.5-1.5B-shaped pair with
 random weights (same code paths; few tokens on CPU)."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from orchestration.bench.stages import bench_demo, bench_s3, bench_sensor
 from orchestration.bench.throughput import bench_cross, bench_paired_qwen, bench_paired_toy, qwen_pair, toy_pair
 
 
-PARTS = ("paired", "cross", "demo", "checks", "sensor", "s3")
+PARTS = ("paired", "cross", "demo", "checks", "sensor", "s3", "ray")
+DEFAULT = PARTS[:-1]
 
 
-def main(only: tuple[str, ...] = PARTS) -> None:
+def main(only: tuple[str, ...] = DEFAULT) -> None:
     torch.set_num_threads(int(os.environ.get("SHIFTLAKE_BENCH_THREADS", torch.get_num_threads())))
     device = auto_device()
     cpu = device.type == "cpu"
@@ -59,13 +60,17 @@ def main(only: tuple[str, ...] = PARTS) -> None:
         bench_sensor()
     if "s3" in only:
         bench_s3()
+    if "ray" in only:
+        from orchestration.bench.cluster import bench_ray
+
+        bench_ray()
 
 
 def cli(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="shiftlake bench", description=__doc__)
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {','.join(PARTS)}")
     only = tuple(p for p in parser.parse_args(argv).only.split(",") if p)
     if not only or set(only) - set(PARTS):
         parser.error(f"--only takes a comma-separated subset of {','.join(PARTS)}")
