@@ -17,7 +17,7 @@ from compute.modelstore import model_of, snapshot, stored
 from compute.problems import load_problems
 from orchestration.wiring import names
 from orchestration.wiring.partitions import checkpoints_partitions
-from orchestration.wiring.resources import StudyResource
+from orchestration.wiring.resources import StudyResource, Workers
 
 
 @dg.asset(code_version="1", group_name=names.INPUTS, kinds={"polars"}, metadata={names.PARTITION: ""},
@@ -29,13 +29,13 @@ def problems(study: StudyResource):
 
 
 def _model_row(checkpoint: str, found_at: str, folder, step: int | None, role: str, layout: str,
-               study: StudyResource, lake_url: str, check=None) -> dg.Output:
+               workers: Workers, lake_url: str, check=None) -> dg.Output:
     """The model's `checkpoints` row, once its Hugging Face folder is in the lake's model store (the copy every
     later step loads); its data version is the folder's content hash, so changed weights make everything
     computed from them stale. `check(loaded model)` runs before the row is written."""
     listed, digest = listing_fingerprint(found_at), content_hash(folder)
     model_uri = snapshot(folder, lake_url, digest)
-    loaded = study.model(model_uri)
+    loaded = workers.model(model_uri)
     if check is not None:
         check(loaded)
     frame = pl.DataFrame({
@@ -87,7 +87,7 @@ def base_model(context: dg.AssetExecutionContext, study: StudyResource) -> dg.Ou
     if not has_weights(path):
         return _from_store(lake_url, BASE_PARTITION, f"no base model at {path}",
                            "set BASE_MODEL to a Hugging Face model folder (save_pretrained)")
-    return _model_row("base", path, local_copy(path), None, "base", "hf", study, lake_url)
+    return _model_row("base", path, local_copy(path), None, "base", "hf", study.workers(context), lake_url)
 
 
 @dg.asset(code_version="3", group_name=names.INPUTS, kinds={"pytorch"}, partitions_def=checkpoints_partitions)
@@ -108,11 +108,12 @@ def checkpoints(context: dg.AssetExecutionContext, study: StudyResource,
     if why := not_ready(ckpt):
         raise ValueError(f"checkpoint {key} at {ckpt.uri} cannot be analysed: {why}. If the trainer is still "
                          "writing it, the sensor takes it once complete.")
-    base = study.model(model_of(base_model))
+    workers = study.workers(context)
+    base = workers.model(model_of(base_model))
 
     def check(rl: LoadedModel) -> None:
         check_same_tokenizer(base_model["uri"][0], base.tokenizer, ckpt.uri, rl.tokenizer)
-        check_finite_logits(rl, ckpt.uri)
+        workers.pool.call(check_finite_logits, [rl], ckpt.uri)  # where the weights are (a Ray worker)
 
     model_dir = model_folder(ckpt, local_copy(model_of(base_model)))
-    return _model_row(key, ckpt.uri, model_dir, ckpt.step, ckpt.role, ckpt.layout, study, lake_url, check)
+    return _model_row(key, ckpt.uri, model_dir, ckpt.step, ckpt.role, ckpt.layout, workers, lake_url, check)

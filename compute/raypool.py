@@ -96,8 +96,8 @@ class RayPool:
             actor, i = running.pop(ref)
             try:
                 results[i] = ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:  # the work raised: the run's error, not the cluster's
-                raise exc.as_instanceof_cause() from None
+            except ray.exceptions.RayTaskError as exc:  # the work raised: the run's error, as it was raised there
+                raise (exc.cause if isinstance(exc.cause, Exception) else exc.as_instanceof_cause()) from None
             except ray.exceptions.RayError as exc:  # the actor or its node died: rerun the shard elsewhere
                 self._ready.remove(actor)
                 tries[i] += 1

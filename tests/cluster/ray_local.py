@@ -6,6 +6,7 @@ processes all die with it (`--kill-child`). The node "node_b" can be killed as a
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,7 +20,9 @@ FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_t
 
 
 def in_namespace(argv: list[str], env: dict, timeout: float, log: Path) -> subprocess.CompletedProcess:
-    """Run `argv` as PID 1 of a new network and PID namespace (loopback up): everything it starts dies with it."""
+    """Run `argv` as PID 1 of a new network and PID namespace (loopback up): everything it starts dies with it.
+    The cluster it starts uses Ray's token authentication with a token of its own, whatever ~/.ray holds."""
+    env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     wrapped = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "--kill-child", "--",
                "bash", "-c", 'ip link set lo up && exec "$@"', "netns", *argv]
     with open(log, "w") as out:

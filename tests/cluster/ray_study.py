@@ -1,7 +1,8 @@
 """Run inside `ray_local.in_namespace` (PID 1 of its own namespaces): start the two-node cluster, then
 1. the small world's base and one checkpoint analysed in-process (Dagster runs, no Ray) into one lake,
 2. the same runs with RAY_ADDRESS set, the model-bound steps in shards on the cluster, into another lake,
-3. cross_samples of that checkpoint again on the cluster, node_b SIGKILLed while it runs a shard;
+3. cross_samples of that checkpoint again on the cluster, node_b SIGKILLed while it runs a shard,
+4. the finite-logits check of a checkpoint with a NaN weight, on the head's worker: the error as raised there;
 and write what the runs reported as JSON. The test compares the lakes.
 
     python -m tests.cluster.ray_study SPEC.json OUT.json
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import threading
 import time
@@ -31,6 +33,27 @@ def _report(result: dg.ExecuteInProcessResult, asset: str, key: str, seconds: fl
     return {"success": result.success, "seconds": round(seconds, 1),
             "checks": {e.check_name: e.passed for e in result.get_asset_check_evaluations()},
             "shard_workers": metadata["shard_workers"].value, "shards_rerun": metadata["shards_rerun"].value}
+
+
+def _error_on_a_worker(world: Path, folder: Path) -> dict:
+    import ray
+
+    from compute.models import check_finite_logits, load_handle
+    from compute.raypool import RayPool
+    from tests.assets.test_bad_input import _nan_weights
+
+    shutil.copytree(world / "checkpoints" / "checkpoint-4", folder)
+    _nan_weights(folder)
+    ray.init(address=ADDRESS)
+    pool = RayPool(1)
+    try:
+        pool.call(check_finite_logits, [load_handle(folder)], "the NaN checkpoint")
+        return {"raised": None}
+    except Exception as exc:  # what the step would see
+        return {"raised": type(exc).__name__, "message": str(exc)}
+    finally:
+        pool.close()
+        ray.shutdown()
 
 
 def main(spec_path: str, out_path: str) -> None:
@@ -58,6 +81,7 @@ def main(spec_path: str, out_path: str) -> None:
             out["killed"] = {**_report(result, "cross_samples", key, time.perf_counter() - t)}
         killer.join()
         out["killed"].update(seen)
+        out["error"] = _error_on_a_worker(world, Path(spec["ray_lake"]).parent / "nan-checkpoint")
     finally:
         stop_cluster()
     Path(out_path).write_text(json.dumps(out, indent=1))

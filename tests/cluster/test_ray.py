@@ -1,7 +1,7 @@
 """The study on a real two-node Ray cluster (`ray_local`: CPU workers standing in for GPUs, in a namespace of its
 own): the model-bound steps in shards on the cluster give the in-process study's tables, row for row; a node
-killed (SIGKILL) while it runs a cross-sampling shard costs a rerun of the shard, not a row; no Ray process is
-left behind."""
+killed (SIGKILL) while it runs a cross-sampling shard costs a rerun of the shard, not a row; an error raised on a
+worker reaches the step as raised there; no Ray process is left behind."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ def test_the_study_on_ray_equals_the_study_in_process_and_survives_a_killed_node
     assert killed["success"] and all(killed["checks"].values()) and killed["shards_rerun"] >= 1, killed
     want = lakeio.read_partition(spec["local_lake"], "cross_samples", f"checkpoint={KEY}")
     assert lakeio.read_partition(spec["ray_lake"], "cross_samples", f"checkpoint={KEY}").equals(want)
+
+    # an error raised by the work on a worker reaches the step as it was raised: one message, no Ray wrapping
+    assert out["error"]["raised"] == "ValueError", out["error"]
+    assert out["error"]["message"].startswith("the model at the NaN checkpoint produces NaN/inf logits")
+    assert "ray::" not in out["error"]["message"] and "Traceback" not in out["error"]["message"]
 
     # the namespace took every Ray process with it
     left = [cmd for _, cmd in _processes().values() if spec["temp_dir"] in cmd or "raylet/raylet" in cmd
