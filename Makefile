@@ -47,18 +47,18 @@ bench: $(STAMP)
 
 # a local SeaweedFS S3 server (data in .shiftlake/s3/); prints the environment and writes infra/s3.env
 s3-up: $(STAMP)
-	$(PY) infra/s3local.py up
+	$(PY) -m infra.s3local up
 
 s3-down: $(STAMP)
-	$(PY) infra/s3local.py down
+	$(PY) -m infra.s3local down
 
 # a local PostgreSQL for the Dagster instance (Debian's postgresql; data in .shiftlake/postgres/, generated
 # password); prints DAGSTER_PG_URL and writes infra/pg.env
 pg-up: $(STAMP)
-	$(PY) infra/pglocal.py up
+	$(PY) -m infra.pglocal up
 
 pg-down: $(STAMP)
-	$(PY) infra/pglocal.py down
+	$(PY) -m infra.pglocal down
 
 clean:
 	rm -rf lake .shiftlake/dagster

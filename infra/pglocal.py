@@ -1,7 +1,7 @@
 """A local PostgreSQL for the Dagster instance (`dagster-postgres`): Debian's postgresql binaries on 127.0.0.1.
 
-    python infra/pglocal.py up      # start it (data in .shiftlake/postgres/), print the environment
-    python infra/pglocal.py down    # stop it
+    python -m infra.pglocal up      # start it (data in .shiftlake/postgres/), print the environment
+    python -m infra.pglocal down    # stop it
 
 The cluster is made once by `initdb` with a generated password (in the state folder, mode 600) for the role
 `shiftlake`, and holds the database `dagster`. `up` writes DAGSTER_PG_URL to infra/pg.env; with it set, the
@@ -21,6 +21,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from infra.envfile import announce
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "postgres"
@@ -110,13 +112,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["up"]:
         stop()
         server = start(port=int(os.environ.get("SHIFTLAKE_PG_PORT", PORT)))
-        ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in server.env.items()))
-        ENV_FILE.chmod(0o600)
-        print(f"PostgreSQL on 127.0.0.1:{server.url.rsplit(':', 1)[1].split('/')[0]}, database {DATABASE}, data in "
-              f"{STATE / 'data'} (log {STATE / 'postgres.log'}). Environment (also in {ENV_FILE}):")
-        for k, v in server.env.items():
-            print(f"export {k}={v}")
-        print(f"then: make demo | make ui   (or: set -a; . {ENV_FILE.relative_to(REPO)}; set +a)")
+        port = server.url.rsplit(":", 1)[1].split("/")[0]
+        announce(ENV_FILE, server.env, f"PostgreSQL on 127.0.0.1:{port}, database {DATABASE}, data in {STATE / 'data'} "
+                 f"(log {STATE / 'postgres.log'}).", REPO)
         return 0
     if argv[:1] == ["down"]:
         print("stopped PostgreSQL" if stop() else "no PostgreSQL started by `make pg-up` is running")

