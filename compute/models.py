@@ -45,8 +45,12 @@ class LoadedModel:
         return getattr(self.model, "generation_config", None)
 
 
-def local_copy(uri: str | Path) -> Path:
-    """A local folder holding the model at `uri`: the folder itself, or a cached copy of a remote one."""
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def local_copy(uri: str | Path, weights: bool = True) -> Path:
+    """A local folder holding the model at `uri`: the folder itself, or a cached copy of a remote one (without
+    its weight files when `weights` is False: the tokenizer and configs)."""
     uri = str(uri)
     if "://" not in uri:
         return Path(uri)
@@ -55,11 +59,21 @@ def local_copy(uri: str | Path) -> Path:
     from compute.listing import listing_fingerprint
     from compute.storage import filesystem
 
-    target = models_cache() / listing_fingerprint(uri)
+    target = models_cache() / (listing_fingerprint(uri) + ("" if weights else "-config"))
     if not (target / ".fetched").exists():
         staging = target.with_name(target.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
-        filesystem(uri).get(uri.rstrip("/") + "/", str(staging), recursive=True)
+        fs, root = filesystem(uri), uri.rstrip("/")
+        if weights:
+            fs.get(root + "/", str(staging), recursive=True)
+        else:
+            prefix = fs._strip_protocol(root).rstrip("/") + "/"
+            for name in fs.find(root):
+                rel = name[len(prefix):]
+                if not rel.endswith(WEIGHT_SUFFIXES):
+                    (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                    fs.get(name, str(staging / rel))
+            staging.mkdir(parents=True, exist_ok=True)
         (staging / ".fetched").write_text(uri)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -94,9 +108,9 @@ def load_model(path: str | Path, device: torch.device | None = None) -> LoadedMo
 
 
 def load_handle(path: str | Path) -> LoadedModel:
-    """The tokenizer and config of the model at `path`, no weights: what a process that sends the model's work
-    elsewhere (`compute.raypool`) needs."""
-    uri, path = str(path), local_copy(path)
+    """The tokenizer and config of the model at `path`, no weights (nor are they fetched from S3): what a process
+    that sends the model's work elsewhere (`compute.raypool`) needs."""
+    uri, path = str(path), local_copy(path, weights=False)
     _require_config(path)
     return LoadedModel(str(path), None, _tokenizer(path), uri)
 

@@ -22,6 +22,7 @@ SHARDS_PER_WORKER = 4  # a lost or slow shard costs a quarter of a worker's shar
 class Pool(Protocol):
     workers: int
     lost: int  # shards run again because their worker died
+    served: list[str]  # the worker that returned each shard, in order
 
     def call(self, fn: Callable, models: Sequence, *args): ...
 
@@ -33,10 +34,14 @@ class Local:
 
     workers, lost = 1, 0
 
+    def __init__(self):
+        self.served: list[str] = []
+
     def call(self, fn: Callable, models: Sequence, *args):
         return fn(*models, *args)
 
     def map(self, fn: Callable, models: Sequence, shards: Sequence[tuple]) -> list:
+        self.served += ["this process"] * len(shards)
         return [fn(*models, *shard) for shard in shards]
 
 
@@ -45,10 +50,11 @@ LOCAL = Local()
 
 def slices(n_jobs: int, rows: int, workers: int) -> list[tuple[int, int]]:
     """[lo, hi) ranges covering `n_jobs` jobs, each a run of whole batches of `rows` jobs: one range for one
-    worker, else about SHARDS_PER_WORKER per worker (never more than there are batches)."""
+    worker, else SHARDS_PER_WORKER per worker (as many as there are batches when fewer), their batches spread
+    evenly (shards differ by one batch at most)."""
     if n_jobs <= 0:
         return []
     batches = math.ceil(n_jobs / rows)
     shards = 1 if workers <= 1 else min(batches, workers * SHARDS_PER_WORKER)
-    per = math.ceil(batches / shards) * rows
-    return [(lo, min(lo + per, n_jobs)) for lo in range(0, n_jobs, per)]
+    bounds = [min(n_jobs, (k * batches // shards) * rows) for k in range(shards + 1)]
+    return list(zip(bounds, bounds[1:]))

@@ -33,6 +33,7 @@ ROLE, DATABASE = "shiftlake", "dagster"
 
 @dataclass
 class Server:
+    # the driver named: SQLAlchemy 2.1 takes a bare postgresql:// for psycopg 3, dagster-postgres installs psycopg2
     url: str  # postgresql+psycopg2://shiftlake:...@127.0.0.1:PORT/dagster
     state: Path
 
@@ -52,11 +53,25 @@ def binaries() -> Path:
                             "DAGSTER_PG_URL at a PostgreSQL server of your own")
 
 
-def _as_owner(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run a PostgreSQL tool as the server's user: ourselves, or `postgres` when we are root."""
+def _as_owner(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the server's user (ourselves, or `postgres` when we are root); a failure is one
+    message with the tool's own words."""
     if os.geteuid() == 0:
         cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kwargs)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if check and done.returncode:
+        tool = Path(next(c for c in cmd if "/bin/" in c)).name
+        said = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+        raise RuntimeError(f"PostgreSQL's {tool} failed: {said}")
+    return done
+
+
+def _running_port(data: Path) -> int | None:
+    """The port of the server running on `data` (`pg_ctl status`; a stale postmaster.pid is not one), or None."""
+    if not (data / "PG_VERSION").exists() or _as_owner([str(binaries() / "pg_ctl"), "-D", str(data), "status"],
+                                                        check=False).returncode:
+        return None
+    return int((data / "postmaster.pid").read_text().splitlines()[3])
 
 
 def free_port() -> int:
@@ -71,6 +86,10 @@ def start(state: Path = STATE, port: int = PORT) -> Server:
     state.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(state, "postgres", "postgres")
+        if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(state)]).returncode:
+            raise PermissionError(f"PostgreSQL runs as the user postgres here (we are root), and it cannot reach "
+                                  f"{state}: let other users traverse its parent folders (chmod o+x), or run this "
+                                  "as a user other than root")
     password_file = state / "password"
     if not (data / "PG_VERSION").exists():
         shutil.rmtree(data, ignore_errors=True)
@@ -86,8 +105,12 @@ def start(state: Path = STATE, port: int = PORT) -> Server:
     if os.geteuid() == 0:
         shutil.chown(state / "sockets", "postgres", "postgres")
     options = f"-p {port} -c listen_addresses=127.0.0.1 -k {state / 'sockets'}"
-    _as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w",
-               "-t", "60", "start"])
+    try:
+        _as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(state / "postgres.log"), "-o", options, "-w",
+                   "-t", "60", "start"])
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc} (the server's log: {state / 'postgres.log'}; another server on port {port}? "
+                           "SHIFTLAKE_PG_PORT picks another)") from None
     env = {**os.environ, "PGPASSWORD": password}
     listed = subprocess.run([str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", ROLE, "-d", "postgres",
                              "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"],
@@ -95,23 +118,35 @@ def start(state: Path = STATE, port: int = PORT) -> Server:
     if not listed.stdout.strip():
         subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", ROLE, DATABASE],
                        env=env, check=True, capture_output=True, text=True)
-    # the driver named: SQLAlchemy 2.1 takes a bare postgresql:// for psycopg 3, dagster-postgres installs psycopg2
+    return _server(state, port)
+
+
+def _server(state: Path, port: int) -> Server:
+    """The running server of `state` (its sessions left alone)."""
+    password = (state / "password").read_text().strip()
     return Server(f"postgresql+psycopg2://{ROLE}:{password}@127.0.0.1:{port}/{DATABASE}", state)
 
 
 def stop(state: Path = STATE) -> bool:
     """Stop the server of `state` (fast shutdown: open sessions are ended); False if none was running."""
     data = state / "data"
-    if not (data / "postmaster.pid").exists():
+    if _running_port(data) is None:
         return False
-    _as_owner([str(binaries() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+    try:
+        _as_owner([str(binaries() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+    except RuntimeError:
+        if _running_port(data) is None:  # it went while we asked (a server killed, its last processes ending)
+            return False
+        raise
     return True
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["up"]:
-        stop()
-        server = start(port=int(os.environ.get("SHIFTLAKE_PG_PORT", PORT)))
+        port = int(os.environ.get("SHIFTLAKE_PG_PORT", PORT))
+        if _running_port(STATE / "data") not in (None, port):
+            stop()  # running on another port: move it
+        server = start(port=port) if _running_port(STATE / "data") is None else _server(STATE, port)
         port = server.url.rsplit(":", 1)[1].split("/")[0]
         announce(ENV_FILE, server.env, f"PostgreSQL on 127.0.0.1:{port}, database {DATABASE}, data in {STATE / 'data'} "
                  f"(log {STATE / 'postgres.log'}).", REPO)

@@ -3,8 +3,8 @@
 a CPU the toy pair's own batch size takes a whole phase in one or two batches) in this process with 1 torch thread, then on a Ray cluster by 1 and
 by 2 shard workers of 1 thread each (`compute.raypool`): seconds, tokens per second, the speed-up over one worker,
 and whether each table equals the in-process one. The cluster is RAY_ADDRESS's, or a one-node Ray this starts on
-127.0.0.1 with a CPU per worker. Each pool is warmed first on one problem (worker start, model loading), so the
-figures are decoding's."""
+127.0.0.1 with a CPU per worker. Each pool's workers are started and warmed first on a few problems (model
+loading), so the figures are decoding's."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def bench_ray(problems: int = 16, workers: tuple[int, ...] = (1, 2), rows: int =
         one = None
         for n in workers:
             pool = RayPool(n, gpus=0, cpus=1)
-            run(base, rl, pool, frame.head(max(1, n)))  # warm: every worker started, its models loaded
+            pool.start()
+            run(base, rl, pool, frame.head(2 * n))  # warm: every worker's models loaded (a shard each at least)
             t = time.perf_counter()
             got = run(base, rl, pool)
             seconds = time.perf_counter() - t

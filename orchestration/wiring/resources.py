@@ -9,6 +9,7 @@ RAY_ADDRESS; `compute.raypool`), kept for the run so that its workers load each 
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from collections.abc import Callable
 from functools import lru_cache
@@ -45,21 +46,32 @@ class _Study(dg.ConfigurableResource):
         (connected on first use, with the step's `context` for dagster-ray's log lines)."""
         cfg = self.settings()
         if not cfg.ray_address:
-            return Workers(LOCAL, self.model)
+            return Workers(LOCAL, self.model, (LOCAL.lost, len(LOCAL.served)))
         if self._cluster is None:
-            import os
-
             from dagster_ray import LocalRay
 
             from compute.raypool import RayPool
 
-            os.environ["RAY_ADDRESS"] = cfg.ray_address  # LocalRay's ray.init() connects where RAY_ADDRESS points
             ray = LocalRay()
-            ray.connect(context)
-            self._cluster = (ray, RayPool(cfg.ray_workers, cfg.ray_worker_gpus, cfg.ray_worker_cpus))
-            context.log.info(f"model-bound work on the Ray cluster at {cfg.ray_address}: "
-                             f"{self._cluster[1].workers} workers")
-        return Workers(self._cluster[1], lambda path: _cached_handle(path, _folder_stamp(path)))
+            given = os.environ.get("RAY_ADDRESS")
+            os.environ["RAY_ADDRESS"] = cfg.ray_address  # LocalRay's ray.init() connects where RAY_ADDRESS points
+            try:
+                ray.connect(context)
+            finally:  # the run's setting, not the process's: put the environment back
+                if given is None:
+                    del os.environ["RAY_ADDRESS"]
+                else:
+                    os.environ["RAY_ADDRESS"] = given
+            try:
+                pool = RayPool(cfg.ray_workers, cfg.ray_worker_gpus, cfg.ray_worker_cpus)
+            except BaseException:
+                ray.cleanup(context, None)
+                raise
+            self._cluster = (ray, pool)
+            context.log.info(f"model-bound work on the Ray cluster at {cfg.ray_address}: {pool.workers} workers "
+                             f"of {cfg.ray_worker_gpus:g} GPU and {cfg.ray_worker_cpus:g} CPU each")
+        pool = self._cluster[1]
+        return Workers(pool, lambda path: _cached_handle(path, _folder_stamp(path)), (pool.lost, len(pool.served)))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._cluster is not None:
@@ -81,10 +93,13 @@ class Workers:
     holds of a model (loaded here, or a weightless handle when the pool's workers hold the weights)."""
     pool: Pool
     model: Callable[[str], LoadedModel]
+    since: tuple[int, int] = (0, 0)  # the pool's (lost, served) when the step began: the pool outlives a step
 
     def metadata(self) -> dict:
-        """What ran the step's shards, for its materialisation."""
-        return {"shard_workers": self.pool.workers, "shards_rerun": self.pool.lost}
+        """What ran the step's shards, for its materialisation: the workers that returned one, and the shards run
+        again because their worker died."""
+        lost, served = self.since
+        return {"shard_workers": len(set(self.pool.served[served:])), "shards_rerun": self.pool.lost - lost}
 
 
 def _override_fields() -> dict:

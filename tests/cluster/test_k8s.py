@@ -1,6 +1,7 @@
-"""infra/k8s, checked offline: every object parses, the RayCluster's spec passes dagster-ray's KubeRay config and
-its pod templates Kubernetes' own models (the client's deserializer, which refuses what the API would); the
-deployment's pieces agree with each other (image, secret names, Ray's address and version, GPUs per worker)."""
+"""infra/k8s, checked offline: every object parses, the RayCluster's spec passes dagster-ray's KubeRay config (a
+permissive one: it types the top level) and its pod templates Kubernetes' own models (the client's deserializer:
+it refuses a missing required field or a value the model checks, though not an unknown key); the deployment's
+pieces agree with each other (image, secret names, Ray's address and version, GPUs per worker)."""
 
 from __future__ import annotations
 

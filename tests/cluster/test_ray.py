@@ -32,7 +32,7 @@ def test_the_study_on_ray_equals_the_study_in_process_and_survives_a_killed_node
     out = json.loads((tmp_path / "out.json").read_text())
     print("\n" + json.dumps(out))
 
-    # every check passed, in-process and on the cluster; there the model-bound steps ran on both nodes' workers
+    # every check passed, in-process and on the cluster; there both nodes' workers returned cross-sampling shards
     for run in ("local", "ray"):
         assert out[run]["success"] and out[run]["checks"] and all(out[run]["checks"].values()), out[run]
     assert out["local"]["shard_workers"] == 1 and out["ray"]["shard_workers"] == 2
@@ -51,7 +51,7 @@ def test_the_study_on_ray_equals_the_study_in_process_and_survives_a_killed_node
     # node_b died mid-shard: its shard ran again on the head's worker, and the partition is the same
     killed = out["killed"]
     assert killed["killed"] > 0 and killed["busy_when_killed"], killed
-    assert killed["success"] and all(killed["checks"].values()) and killed["shards_rerun"] >= 1, killed
+    assert killed["success"] and all(killed["checks"].values()) and killed["shards_rerun"] == 1, killed
     want = lakeio.read_partition(spec["local_lake"], "cross_samples", f"checkpoint={KEY}")
     assert lakeio.read_partition(spec["ray_lake"], "cross_samples", f"checkpoint={KEY}").equals(want)
 

@@ -41,6 +41,20 @@ def test_discovery_completeness_and_a_single_fetch(s3_world, small_world, tmp_pa
     assert (cached[0] / ".fetched").stat().st_mtime_ns == stamp and len(list(cached[0].parent.iterdir())) == 1
 
 
+def test_a_handle_fetches_the_tokenizer_and_configs_but_no_weights(s3_world, small_world, tmp_path):
+    """What a step that sends its model work to Ray holds (`compute.models.load_handle`): no weight is downloaded."""
+    from compute.models import load_handle
+
+    handle = load_handle(f"{s3_world}/checkpoint-4")
+    [cached] = (tmp_path / "cache" / "models").iterdir()
+    assert handle.model is None and handle.uri == f"{s3_world}/checkpoint-4" and handle.path == str(cached)
+    assert not list(cached.rglob("*.safetensors")) and (cached / "config.json").exists()
+    local = small_world / "checkpoints" / "checkpoint-4"
+    assert handle.tokenizer.get_vocab() == load_handle(local).tokenizer.get_vocab()
+    assert {p.name for p in cached.iterdir()} == {p.name for p in local.iterdir()
+                                                   if not p.name.endswith(".safetensors")} | {".fetched"}
+
+
 def test_a_half_uploaded_checkpoint_is_incomplete(s3_world, small_world):
     fs = storage.filesystem(s3_world)
     weights = (small_world / "checkpoints" / "checkpoint-4" / "model.safetensors").read_bytes()
