@@ -14,6 +14,7 @@ is written once. Needs `ray` (imported on first use); the caller connects (`ray.
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -105,8 +106,7 @@ class RayPool:
                 running[actor.run.remote(fn, uris, shards[i])] = (actor, i)
             if not running and not self._starting:
                 self._spawn()  # every actor is gone: ask for another
-            waiting = None if running else self.start_timeout_s  # only actors starting: not forever
-            done, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=waiting)
+            done = self._wait([*running, *self._starting], forever=bool(running))
             if not done:
                 raise TimeoutError(
                     f"no Ray worker started within {self.start_timeout_s:.0f} s ({self.gpus:g} GPU and {self.cpus:g} "
@@ -148,6 +148,16 @@ class RayPool:
             self.served.append(worker)
             idle.append(actor)
         return results
+
+    def _wait(self, refs: list, forever: bool) -> list:
+        """The first of `refs` to finish, in waits of a second (Ctrl-C and signals are handled between them);
+        [] after `start_timeout_s` unless `forever` (a shard running: it takes what it takes)."""
+        deadline = time.monotonic() + self.start_timeout_s
+        while forever or time.monotonic() < deadline:
+            done, _ = self._ray.wait(refs, num_returns=1, timeout=1.0)
+            if done:
+                return done
+        return []
 
     def close(self) -> None:
         """Stop the actors (their GPUs go back to the cluster)."""

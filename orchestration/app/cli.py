@@ -305,7 +305,14 @@ def main(argv: list[str] | None = None) -> int:
         from orchestration.app import toy
 
         toy.toy_inputs()  # inputs left unset: the toy world's (`demo` trains it first when not cached)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as e:  # the instance's PostgreSQL is down: one line, not dagster-postgres' traceback
+        if type(e).__name__ != "DagsterPostgresException":
+            raise
+        print(f"shiftlake {args.command}: the Dagster instance's PostgreSQL (DAGSTER_PG_URL) does not answer ({e}): "
+              "start it (make pg-up), or unset DAGSTER_PG_URL for the SQLite instance", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

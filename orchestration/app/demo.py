@@ -6,6 +6,7 @@ sensor record their runs (`runs`): `base_job` once, `checkpoint_job` for every c
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def ensure_dagster_home() -> Path:
     ours = {flag: (REPO_ROOT / "infra" / name).read_text() for flag, name in INSTANCE_CONFIGS.items()}
     wanted = ours[bool(os.environ.get("DAGSTER_PG_URL"))]
     if not config.exists() or config.read_text() in ours.values():
+        if config.exists() and config.read_text() != wanted:
+            print(f"DAGSTER_PG_URL is {'set' if wanted == ours[True] else 'unset'}: the Dagster instance in {home} is "
+                  f"now {'PostgreSQL' if wanted == ours[True] else 'SQLite'}'s (the runs stored in the other stay "
+                  "there)", file=sys.stderr)
         if not config.exists() or config.read_text() != wanted:
             config.write_text(wanted)
     return home

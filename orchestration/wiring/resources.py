@@ -52,6 +52,7 @@ class _Study(dg.ConfigurableResource):
 
             from compute.raypool import RayPool
 
+            _check_answers(cfg.ray_address)
             ray = LocalRay()
             given = os.environ.get("RAY_ADDRESS")
             os.environ["RAY_ADDRESS"] = cfg.ray_address  # LocalRay's ray.init() connects where RAY_ADDRESS points
@@ -85,6 +86,21 @@ class _Study(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings) -> _Study:
         return cls(**{k: getattr(settings, k) for k in cls.model_fields})
+
+
+def _check_answers(address: str, timeout: float = 10.0) -> None:
+    """One clear error when nothing listens at a Ray address (host:port, or ray://host:port); ray.init would
+    retry for minutes in silence."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(f"no Ray cluster answers at RAY_ADDRESS={address} ({exc}): start one (ray start "
+                              "--head), fix the address, or unset RAY_ADDRESS to run in this process") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """The Dagster instance on a real PostgreSQL (`infra/pglocal.py`, as `make pg-up` starts it): a daemon's sensor
 finds two checkpoints and the run queue analyses both at once, in runs whose times overlap; the server stops with
-no process left behind."""
+no process left behind, and a command run then says in one line that it does not answer."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -62,3 +64,10 @@ def test_two_checkpoints_are_analysed_at_once_on_postgres(small_world, tmp_path,
         shutil.rmtree(state, ignore_errors=True)
     left = [cmd for _, cmd in _processes().values() if str(state) in cmd]
     assert not left, left
+    # with the server stopped, a command says so in one line, with the fix
+    done = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "status"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "shiftlake status: the Dagster instance's PostgreSQL (DAGSTER_PG_URL) does not answer")
+    assert "make pg-up" in done.stderr
