@@ -82,10 +82,14 @@ class RayPool:
         handle = actor.remote(max(1, int(self.cpus)), not self.gpus)
         self._starting[handle.ready.remote()] = handle
 
+    def _fill(self, n: int) -> None:
+        """Ask for actors until `n` have started or are starting."""
+        while len(self._ready) + len(self._starting) < n:
+            self._spawn()
+
     def start(self) -> None:
         """Start every worker now and wait for them (a benchmark times decoding, not starting)."""
-        while len(self._ready) + len(self._starting) < self.workers:
-            self._spawn()
+        self._fill(self.workers)
         refs = list(self._starting)
         self._ray.get(refs)
         self._ready += [self._starting.pop(ref) for ref in refs]
@@ -96,8 +100,7 @@ class RayPool:
     def map(self, fn: Callable, models: Sequence, shards: Sequence[tuple]) -> list:
         ray = self._ray
         uris = [m.uri or m.path for m in models]
-        while len(self._ready) + len(self._starting) < min(self.workers, len(shards)):
-            self._spawn()
+        self._fill(min(self.workers, len(shards)))
         pending, results, tries = deque(range(len(shards))), [None] * len(shards), [0] * len(shards)
         idle, running, failed_starts = list(self._ready), {}, []
         while pending or running:

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.envfile import announce
+from infra.envfile import announce, command
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "postgres"
@@ -141,21 +141,19 @@ def stop(state: Path = STATE) -> bool:
     return True
 
 
+def _up() -> None:
+    """Start the server, or leave the running one alone (moved when it runs on another port)."""
+    port, running = int(os.environ.get("SHIFTLAKE_PG_PORT", PORT)), _running_port(STATE / "data")
+    if running not in (None, port):
+        stop()
+    server = _server(STATE, port) if running == port else start(port=port)
+    announce(ENV_FILE, server.env, f"PostgreSQL on 127.0.0.1:{port}, database {DATABASE}, data in {STATE / 'data'} "
+             f"(log {STATE / 'postgres.log'}).", REPO)
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["up"]:
-        port = int(os.environ.get("SHIFTLAKE_PG_PORT", PORT))
-        if _running_port(STATE / "data") not in (None, port):
-            stop()  # running on another port: move it
-        server = start(port=port) if _running_port(STATE / "data") is None else _server(STATE, port)
-        port = server.url.rsplit(":", 1)[1].split("/")[0]
-        announce(ENV_FILE, server.env, f"PostgreSQL on 127.0.0.1:{port}, database {DATABASE}, data in {STATE / 'data'} "
-                 f"(log {STATE / 'postgres.log'}).", REPO)
-        return 0
-    if argv[:1] == ["down"]:
-        print("stopped PostgreSQL" if stop() else "no PostgreSQL started by `make pg-up` is running")
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    return command(argv, __doc__, _up,
+                   lambda: "stopped PostgreSQL" if stop() else "no PostgreSQL started by `make pg-up` is running")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compute.processes import stop_group
-from infra.envfile import announce
+from infra.envfile import announce, command
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".shiftlake" / "s3"
@@ -231,19 +231,17 @@ def stop(state: Path = STATE, timeout: float = 30.0) -> bool:
     return True
 
 
+def _up() -> None:
+    if (STATE / "weed.pid").exists():
+        stop()
+    server = start(s3_port=int(os.environ.get("SHIFTLAKE_S3_PORT", S3_PORT)))
+    announce(ENV_FILE, server.env, f"SeaweedFS S3 on {server.env['AWS_ENDPOINT_URL']}, bucket {BUCKET}, data in "
+             f"{STATE / 'data'} (pid {server.process.pid}, log {STATE / 'weed.log'}).", REPO)
+
+
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["up"]:
-        if (STATE / "weed.pid").exists():
-            stop()
-        server = start(s3_port=int(os.environ.get("SHIFTLAKE_S3_PORT", S3_PORT)))
-        announce(ENV_FILE, server.env, f"SeaweedFS S3 on {server.env['AWS_ENDPOINT_URL']}, bucket {BUCKET}, data in "
-                 f"{STATE / 'data'} (pid {server.process.pid}, log {STATE / 'weed.log'}).", REPO)
-        return 0
-    if argv[:1] == ["down"]:
-        print("stopped SeaweedFS" if stop() else "no SeaweedFS started by `make s3-up` is running")
-        return 0
-    print(__doc__, file=sys.stderr)
-    return 2
+    return command(argv, __doc__, _up,
+                   lambda: "stopped SeaweedFS" if stop() else "no SeaweedFS started by `make s3-up` is running")
 
 
 if __name__ == "__main__":

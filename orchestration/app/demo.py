@@ -41,14 +41,14 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     ours = {flag: (REPO_ROOT / "infra" / name).read_text() for flag, name in INSTANCE_CONFIGS.items()}
-    wanted = ours[bool(os.environ.get("DAGSTER_PG_URL"))]
-    if not config.exists() or config.read_text() in ours.values():
-        if config.exists() and config.read_text() != wanted:
-            print(f"DAGSTER_PG_URL is {'set' if wanted == ours[True] else 'unset'}: the Dagster instance in {home} is "
-                  f"now {'PostgreSQL' if wanted == ours[True] else 'SQLite'}'s (the runs stored in the other stay "
-                  "there)", file=sys.stderr)
-        if not config.exists() or config.read_text() != wanted:
-            config.write_text(wanted)
+    postgres = bool(os.environ.get("DAGSTER_PG_URL"))
+    current = config.read_text() if config.exists() else None
+    if current in (None, *ours.values()) and current != ours[postgres]:
+        if current is not None:
+            print(f"DAGSTER_PG_URL is {'set' if postgres else 'unset'}: the Dagster instance in {home} is now "
+                  f"{'PostgreSQL' if postgres else 'SQLite'}'s (the runs stored in the other stay there)",
+                  file=sys.stderr)
+        config.write_text(ours[postgres])
     return home
 
 

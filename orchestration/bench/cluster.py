@@ -18,6 +18,7 @@ from compute.checkpoints import discover_checkpoints
 from compute.models import load_handle, load_model
 from compute.problems import load_problems
 from compute.settings import Settings
+from compute.shards import LOCAL
 from compute.toyworld.world import build_world
 
 
@@ -32,10 +33,9 @@ def bench_ray(problems: int = 16, workers: tuple[int, ...] = (1, 2), rows: int =
     cfg = Settings()
     grid = cfg.cross_grid()
 
-    def run(base, rl, pool=None, subset=frame):
-        extra = {} if pool is None else {"pool": pool}
+    def run(base, rl, pool=LOCAL, subset=frame):
         return tables.cross_samples(base, rl, subset, "bench", grid, cfg.samples_per_problem, cfg.sampling(),
-                                    cfg.seed, rows, cfg.prompts(), **extra)
+                                    cfg.seed, rows, cfg.prompts(), pool)
 
     torch.set_num_threads(1)
     t = time.perf_counter()

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.procs import descendants, processes
+
 ADDRESS = "127.0.0.1:6379"
 # a dead node is noticed in about 3 s instead of 30 s
 FAST_HEALTH = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
@@ -48,36 +50,15 @@ def stop_cluster() -> None:
     _ray("stop", "--force", env={**os.environ})
 
 
-def _processes() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line)."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            out[int(entry.name)] = (ppid, cmd)
-    return out
-
-
-def node_b() -> list[int]:
-    """The pids of node_b: its raylet and every process under it (its workers and agents)."""
-    procs = _processes()
-    raylets = [pid for pid, (_, cmd) in procs.items() if "raylet/raylet" in cmd and "node_b" in cmd]
-    tree, grew = set(raylets), True
-    while grew:
-        new = {pid for pid, (ppid, _) in procs.items() if ppid in tree} - tree
-        tree |= new
-        grew = bool(new)
-    return sorted(tree)
+def node_b() -> dict[int, str]:
+    """node_b's processes, pid -> command line: its raylet and every process under it (its workers and agents)."""
+    raylets = {pid: cmd for pid, (_, cmd) in processes().items() if "raylet/raylet" in cmd and "node_b" in cmd}
+    return {**raylets, **{k: v for pid in raylets for k, v in descendants(pid).items()}}
 
 
 def busy_on_node_b(task: str) -> bool:
     """Is a worker of node_b running `task` (Ray titles a busy worker process "ray::<Class>.<method>")?"""
-    procs = _processes()
-    return any(procs.get(pid, (0, ""))[1].startswith(f"ray::{task}") for pid in node_b())
+    return any(cmd.startswith(f"ray::{task}") for cmd in node_b().values())
 
 
 def kill_node_b_when_busy(task: str, timeout: float = 300.0) -> dict:

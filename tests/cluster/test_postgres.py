@@ -20,8 +20,8 @@ from infra import pglocal
 from orchestration.app.demo import ensure_dagster_home
 from orchestration.app.live import start_daemon, wait_for
 from orchestration.automation.instance import analysed
-from tests.cluster.ray_local import _processes
 from tests.conftest import BASE_ASSETS, materialise
+from tests.procs import processes
 
 KEYS = ["rl-step-000002", "rl-step-000004"]
 
@@ -62,7 +62,7 @@ def test_two_checkpoints_are_analysed_at_once_on_postgres(small_world, tmp_path,
     finally:
         pglocal.stop(state)
         shutil.rmtree(state, ignore_errors=True)
-    left = [cmd for _, cmd in _processes().values() if str(state) in cmd]
+    left = [cmd for _, cmd in processes().values() if str(state) in cmd]
     assert not left, left
     # with the server stopped, a command says so in one line, with the fix
     done = subprocess.run([sys.executable, "-m", "orchestration.app.cli", "status"], env={**os.environ, **env},

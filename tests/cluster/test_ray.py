@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from compute import lake as lakeio
-from tests.cluster.ray_local import _processes, in_namespace
+from tests.cluster.ray_local import in_namespace
+from tests.procs import processes
 
 KEY = "rl-step-000004"
 # more samples than the other tests and lockstep batches of 32, so that cross-sampling has shards for both nodes
@@ -61,6 +62,6 @@ def test_the_study_on_ray_equals_the_study_in_process_and_survives_a_killed_node
     assert "ray::" not in out["error"]["message"] and "Traceback" not in out["error"]["message"]
 
     # the namespace took every Ray process with it
-    left = [cmd for _, cmd in _processes().values() if spec["temp_dir"] in cmd or "raylet/raylet" in cmd
+    left = [cmd for _, cmd in processes().values() if spec["temp_dir"] in cmd or "raylet/raylet" in cmd
             or "gcs_server" in cmd]
     assert not left, left
