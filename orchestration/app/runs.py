@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,11 +89,11 @@ class Runner:
         run = _create_run(instance=self.instance, code_location=self.location, remote_repo=self.repo,
                           remote_job=self.repo.get_full_job(job_name), run_config={}, tags=tags, op_selection=None,
                           run_id=None)
-        with _output_to(self.output):
+        with _output_to(self.output), signals_seen() as signals:
             execute_run(self.location.get_reconstructable_job(self.repo.name, job_name), run, self.instance)
         run = self.instance.get_run_by_id(run.run_id)
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            if _interrupted(self.instance, run):
+            if signals & {signal.SIGINT, signal.SIGTERM} or _interrupted(self.instance, run):
                 self.instance.report_run_canceled(run, f"Interrupted (Ctrl-C) in the command that ran it ({self.by}).")
                 raise Interrupted(f"{_where(run)} (run {run.run_id[:8]}, now marked canceled)")
             raise failure(self.instance, run, self.output)
@@ -135,6 +137,34 @@ def _write_log(name: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+@contextlib.contextmanager
+def signals_seen() -> Iterator[set[int]]:
+    """The signals this process received inside the block, whatever Python did with them. Dagster raises
+    Ctrl-C inside a step as `DagsterExecutionInterruptedError` wherever Python runs at that moment; inside
+    native code that calls back into Python, the library may turn it into its own error (DuckDB: "Query
+    interrupted", or a UDF's "Python exception occurred"), and the step fails as if its code had. The
+    interpreter writes each signal's number to the wakeup fd before any handler runs, so the run is known
+    to have been interrupted however its step failed. Off the main thread no signal arrives: the set stays
+    empty."""
+    seen: set[int] = set()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        yield seen
+    finally:
+        signal.set_wakeup_fd(previous)
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(read, 512):
+                seen.update(chunk)
+        os.close(read)
+        os.close(write)
 
 
 def _interrupted(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:

@@ -3,9 +3,12 @@ under their jobs), executed in this process, their step timings read back; every
 verifier's workers) ends with it."""
 
 import os
+import signal
 import sys
+import time
 
 import dagster as dg
+import duckdb
 import pytest
 
 from orchestration.app import runs
@@ -46,3 +49,37 @@ def test_a_code_location_that_does_not_load_is_one_message(tmp_path, monkeypatch
     assert str(failed.value).startswith("the code location orchestration.definitions did not load: ")
     assert "SHIFTLAKE_SENSOR_INTERVAL_S" in str(failed.value)
     assert "in from_env" in failed.value.log.read_text()  # the stack, for whoever needs it
+
+
+def _ctrl_c_then_wait(x):
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while DuckDB runs Python inside a query
+    time.sleep(5)
+    return x
+
+
+@dg.asset
+def _queried():
+    con = duckdb.connect()
+    con.create_function("ctrl_c", _ctrl_c_then_wait, ["BIGINT"], "BIGINT")
+    return con.sql("select ctrl_c(1)").fetchall()
+
+
+def test_ctrl_c_inside_native_code_is_known_as_an_interrupt_however_the_step_failed():
+    """Dagster raises Ctrl-C in a step where Python runs at that moment; inside DuckDB, DuckDB re-raises it as
+    its own error ('Query interrupted', or a UDF's 'Python exception occurred'), so the step fails as a user
+    error. CI once printed that error for a Ctrl-C instead of 'interrupted' (exit 1, not 130)."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        with runs.signals_seen() as seen:
+            result = dg.materialize([_queried], instance=instance, raise_on_error=False)
+        failure = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        error = failure[0].dagster_event.event_specific_data.error
+        assert error.cause.cls_name in {"InvalidInputException", "RuntimeError"}  # not an interrupt, to Dagster
+        assert signal.SIGINT in seen
+        with runs.signals_seen() as quiet:
+            assert dg.materialize([_other], instance=instance).success
+        assert not quiet
+
+
+@dg.asset
+def _other():
+    return 1
