@@ -5,7 +5,9 @@ token, which model's distribution the next token is drawn from.
 round. At every step both models give their next-token distributions; the primary's token x is drawn with
 the row's uniform; if the rule says switch, the token is drawn instead from the intervening distribution
 with the *same* uniform. The chosen token is appended to both models' KV caches (`decoders.decoder_for`), so
-the prefix is encoded once. Criteria (each with a threshold `eps`):
+the prefix is encoded once; where the step is not captured in a CUDA graph, rows with the same prompt and
+seed (one sample under every rule) share one decoding state until their tokens differ. Criteria (each with a
+threshold `eps`):
 
     js          JS(primary || intervening) > eps
     delta_logp  log p_intervening(x) - log p_primary(x) < -eps  (forward: log p_rl(x) - log p_base(x))
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compute.decoders import decoder_for
+from compute.decoders import StaticDecoder, decoder_for, static_decoding
 from compute.loop import Loop
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
@@ -96,22 +98,56 @@ class SwitchRules:
         self.forward, self.criterion = self.forward[rows], self.criterion[rows]
         self.eps, self.switch_prob = self.eps[rows], self.switch_prob[rows]
 
-    def mask(self, logq_primary: torch.Tensor, logq_intervening: torch.Tensor, token: torch.Tensor,
-             coins: torch.Tensor) -> torch.Tensor:
-        """Which rows switch to the intervening model, given the primary's drawn `token` [rows]."""
-        crit, eps = self.criterion, self.eps
+    def signals(self, q_base: torch.Tensor, q_rl: torch.Tensor, t_base: torch.Tensor,
+                t_rl: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the present criteria read from one step of one decoding state (`q_*` [n, vocab] log-distributions,
+        `t_*` [n] each model's draw with the state's uniform), for rows of either direction: the JS divergence
+        (symmetric), and per direction the primary's entropy and the log-prob gap at the primary's token."""
+        out = {}
+        if "js" in self.present:
+            out["js"] = js_divergence(q_base, q_rl)
+        if "delta_logp" in self.present:
+            at_base, at_rl = t_base.to(q_base.device).unsqueeze(-1), t_rl.to(q_base.device).unsqueeze(-1)
+            out["delta_forward"] = (q_rl.gather(-1, at_base) - q_base.gather(-1, at_base)).squeeze(-1)
+            out["delta_reverse"] = (q_base.gather(-1, at_rl) - q_rl.gather(-1, at_rl)).squeeze(-1)
+        if "entropy" in self.present:
+            out["entropy_forward"], out["entropy_reverse"] = entropy(q_base), entropy(q_rl)
+        return out
+
+    def mask(self, signals: dict[str, torch.Tensor], state: torch.Tensor | None, coins: torch.Tensor) -> torch.Tensor:
+        """Which rows switch to the intervening model: row i reads the `signals` of decoding state `state[i]`
+        (None: state i) and its own coin."""
+        crit, eps, forward = self.criterion, self.eps, self.forward.squeeze(-1)
+
+        def of(name: str) -> torch.Tensor:
+            return signals[name] if state is None else signals[name][state]
+
+        def directed(name: str) -> torch.Tensor:
+            return torch.where(forward, of(f"{name}_forward"), of(f"{name}_reverse"))
+
         switch = torch.zeros_like(crit, dtype=torch.bool)
         if "js" in self.present:
-            switch |= (crit == 0) & (js_divergence(logq_primary, logq_intervening) > eps)
+            switch |= (crit == 0) & (of("js") > eps)
         if "delta_logp" in self.present:
-            x = token.to(logq_primary.device).unsqueeze(-1)
-            delta = (logq_intervening.gather(-1, x) - logq_primary.gather(-1, x)).squeeze(-1)
-            switch |= (crit == 1) & (delta < -eps)
+            switch |= (crit == 1) & (directed("delta") < -eps)
         if "entropy" in self.present:
-            switch |= (crit == 2) & (entropy(logq_primary) > eps)
+            switch |= (crit == 2) & (directed("entropy") > eps)
         if "random" in self.present:
             switch |= (crit == 3) & (coins.to(crit.device) < self.switch_prob)
         return switch
+
+    def tokens(self, p_base: torch.Tensor, p_rl: torch.Tensor, q_base: torch.Tensor, q_rl: torch.Tensor,
+               u: torch.Tensor, state: torch.Tensor | None, coins: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One lockstep step of every row: (token, switched) [rows]. Each decoding state's two candidates are
+        the base's and the RL model's draw with its uniform; a row takes its primary's, or its intervening
+        model's where its rule switches. Row i reads state `state[i]` (None: state i)."""
+        t_base, t_rl = draw(p_base, u), draw(p_rl, u)
+        switch = self.mask(self.signals(q_base, q_rl, t_base, t_rl), state, coins)
+        if state is not None:
+            t_base, t_rl = t_base[state], t_rl[state]
+        forward = self.forward.squeeze(-1)
+        primary, intervening = torch.where(forward, t_base, t_rl), torch.where(forward, t_rl, t_base)
+        return torch.where(switch, intervening, primary), switch
 
 
 @torch.inference_mode()
@@ -125,31 +161,31 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     it included) or after `params.max_new_tokens`; switches are counted over the response only. `decoder`
     overrides the incremental decoder class (tests pass a re-encoding reference); `graph` and `check_every` as in
     `sampling.sample`: the whole lockstep step (both models, the rule, the draw) is one CUDA graph on a GPU.
+    Where the step is not captured and both models take `decoders.StaticDecoder`, rows that share a prompt and a
+    seed share their decoding until their tokens differ (`_shared`).
     """
     if divergence_on not in DIVERGENCE_ON:
         raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
     if not len(prompts) == len(seeds) == len(rules):
         raise ValueError("prompts, seeds and rules must have one entry per row")
+    device = next(base.parameters()).device
+    captured = graph if graph is not None else device.type == "cuda"
+    if decoder is None and not captured and static_decoding(base) and static_decoding(rl):
+        return _shared(base, rl, prompts, seeds, rules, params, stops, pad_id, divergence_on)
     steps = params.max_new_tokens
     dec_base = decoder_for(base, prompts, pad_id, steps, decoder)
     dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder)
-    device = next(base.parameters()).device
     switch_rules = SwitchRules(rules, device)
     rng = RowGenerators(seeds, steps, device)
-    coin = RowGenerators([coin_seed(s, r.coin) for s, r in zip(seeds, rules)], steps, device)
+    coin = _coins(seeds, rules, steps, device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long, "switched": torch.bool})
     state = {"base": dec_base.start().clone(), "rl": dec_rl.start().to(device)}
 
     def step():
-        forward = switch_rules.forward
         p_base, p_rl = next_token_probs(state["base"], params), next_token_probs(state["rl"], params)
         q_base = _log_dists(state["base"], p_base, divergence_on)
         q_rl = _log_dists(state["rl"], p_rl, divergence_on)
-        u = rng.at(loop.at)
-        token = draw(torch.where(forward, p_base, p_rl), u)
-        switch = switch_rules.mask(torch.where(forward, q_base, q_rl), torch.where(forward, q_rl, q_base),
-                                   token, coin.at(loop.at))
-        token = torch.where(switch, draw(torch.where(forward, p_rl, p_base), u), token)
+        token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.at(loop.at), None, coin.at(loop.at))
         loop.write("tokens", token)
         loop.write("switched", switch)
         state["base"].copy_(dec_base.step(token))
@@ -164,7 +200,65 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
 
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
     loop.run(step, ends, responses, [dec_base, dec_rl], graph, check_every, keep)
-    switched = loop.host["switched"]
+    return _responses(responses, ends, loop.host["switched"])
+
+
+def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule], params: SamplingParams,
+            stops: Stops | int | Iterable[int], pad_id: int, divergence_on: str) -> list[CrossSampled]:
+    """`cross_sample` with one decoding state per distinct token sequence instead of one per row.
+
+    Rows with the same prompt and seed draw the same uniforms, so until their tokens differ they hold the same
+    prefix: one state (both models' KV caches and next-token distributions) serves them all. A state's rows
+    take one of its two candidate tokens each step (`SwitchRules.tokens`); where they take both, the state
+    forks (its caches copied), and a state whose rows have all ended is dropped. Every row still decodes
+    exactly its own prompt, seed and rule; the toy world's 40k lockstep rows per checkpoint share 1.7k
+    distinct responses. The host looks at every step, as a CPU loop costs nothing to."""
+    steps, rows = params.max_new_tokens, len(prompts)
+    device = next(base.parameters()).device
+    first: dict[tuple, int] = {}
+    state = torch.tensor([first.setdefault((tuple(p), s), len(first)) for p, s in zip(prompts, seeds)])
+    distinct = [(list(p), s) for p, s in first]
+    decoders = [StaticDecoder(m, [p for p, _ in distinct], pad_id, steps) for m in (base, rl)]
+    logits = [decoders[0].start(), decoders[1].start().to(device)]
+    rng = RowGenerators([s for _, s in distinct], steps, device)
+    coins = _coins(seeds, rules, steps, device).table
+    switch_rules = SwitchRules(rules, device)
+    live = torch.arange(rows)
+    tokens, switched = torch.zeros(rows, steps, dtype=torch.long), torch.zeros(rows, steps, dtype=torch.bool)
+    ends, responses = Ends(stops, rows), [[] for _ in prompts]
+    for at in range(steps):
+        p_base, p_rl = (next_token_probs(lg, params) for lg in logits)
+        q_base, q_rl = (_log_dists(lg, p, divergence_on) for lg, p in zip(logits, (p_base, p_rl)))
+        token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.table[:, at], state.to(device),
+                                            coins[live.to(device), at])
+        tokens[live, at], switched[live, at] = token.cpu(), switch.cpu()
+        done = ends.feed(tokens[:, at: at + 1], responses)
+        stay = ~done[live]
+        if not stay.any() or at == steps - 1:
+            break
+        live, state, token = live[stay], state[stay], token.cpu()[stay]
+        switch_rules.keep(stay.nonzero().flatten())
+        vocab = p_base.shape[-1]
+        kept, state = torch.unique(state * vocab + token, return_inverse=True)
+        parents, next_tokens = kept // vocab, kept % vocab
+        rng.keep(parents)
+        for i, dec in enumerate(decoders):
+            dec.keep(parents)
+            logits[i] = dec.step(next_tokens).to(device)
+    return _responses(responses, ends, switched)
+
+
+def _coins(seeds: list[int], rules: list[SwitchRule], steps: int, device) -> RowGenerators:
+    """The rows' switch coins (`coin_seed`), drawn for rows of random rules only: no other rule reads them."""
+    coins, table = RowGenerators([], steps, device), torch.zeros(len(rules), steps, dtype=torch.float64)
+    drawn = [i for i, r in enumerate(rules) if r.criterion == "random"]
+    if drawn:
+        table[drawn] = RowGenerators([coin_seed(seeds[i], rules[i].coin) for i in drawn], steps).table
+    coins.table = table.to(device)
+    return coins
+
+
+def _responses(responses: list[list[int]], ends: Ends, switched: torch.Tensor) -> list[CrossSampled]:
     return [CrossSampled(r, reason, switched[i, : len(r)].nonzero().flatten().tolist(), stop)
             for i, (r, (reason, stop)) in enumerate(zip(responses, ends.reasons))]
 

@@ -102,9 +102,15 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
         jobs = [(rule, r, k) for rule in rules for r in problem_rows for k in range(samples_per_problem)]
         seeds = [rollout_seed(seed, r["dataset"], r["problem_id"], k) for _, r, k in jobs]
         prompts = [prompt_ids[(r["dataset"], r["problem_id"])] for _, r, _ in jobs]
-        outs = stages.sharded(pool, stages.lockstep, [base, rl], rows,
-                              [prompts, seeds, [rule for rule, _, _ in jobs]],
-                              (params, prompting.stop_strings, grid.divergence_on))
+        # decoded sample by sample (every rule of a problem's sample in one batch: they share their decoding
+        # until their tokens differ, `cross_sampling.cross_sample`), recorded rule by rule
+        order = sorted(range(len(jobs)), key=lambda i: i % (len(problem_rows) * samples_per_problem))
+        decoded = stages.sharded(pool, stages.lockstep, [base, rl], rows,
+                                 [[prompts[i] for i in order], [seeds[i] for i in order], [jobs[i][0] for i in order]],
+                                 (params, prompting.stop_strings, grid.divergence_on))
+        outs = [None] * len(jobs)
+        for i, out in zip(order, decoded):
+            outs[i] = out
         records = []
         for (rule, r, k), s, out in zip(jobs, seeds, outs):
             records.append({

@@ -70,6 +70,34 @@ def test_kv_cache_lockstep_equals_reencoding_reference(pair):
     assert any(0 < s < 1 for s in shares)
 
 
+def test_rows_sharing_a_prompt_and_seed_share_their_decoding_and_still_decode_as_alone(pair, monkeypatch):
+    """A study's batch: every problem's sample under every rule of both directions. Rows with one prompt and
+    seed share a decoding state until their tokens differ, then fork; each row must still get what the
+    row-by-row re-encoding reference gives it, whatever rows share its batch and in whatever order."""
+    from compute import decoders
+
+    base, rl = pair
+    prompts, seeds = _prompts(6)
+    rules = [SwitchRule(d, c, e) for d in ("forward", "reverse") for c, grid in
+             (("js", (0.01, 0.05, 0.2)), ("delta_logp", (0.5, 1.5)), ("entropy", (1.0, 2.0))) for e in grid]
+    rules += [SwitchRule(d, "random", 0.05, 0.2, coin) for d in ("forward", "reverse") for coin in (0, 1)]
+    jobs = [(p, s, r) for p, s in zip(prompts, seeds) for r in rules]
+    jobs = [jobs[i] for i in torch.randperm(len(jobs), generator=torch.Generator().manual_seed(1)).tolist()]
+    prompts, seeds, rules = map(list, zip(*jobs))
+    params = SamplingParams(temperature=1.0, top_p=0.95, max_new_tokens=12)
+    states = []
+    step = decoders.StaticDecoder.step
+    monkeypatch.setattr(decoders.StaticDecoder, "step", lambda self, ids: states.append(ids.numel()) or step(self, ids))
+    shared = cross_sample(base, rl, prompts, seeds, rules, params, EOS, PAD)
+    monkeypatch.undo()
+    slow = cross_sample(base, rl, prompts, seeds, rules, params, EOS, PAD, decoder=ReencodingDecoder)
+    assert [(f.response_ids, f.switched_positions, f.finish_reason) for f in shared] == \
+        [(s.response_ids, s.switched_positions, s.finish_reason) for s in slow]
+    distinct = len({(tuple(p), tuple(f.response_ids)) for f, (p, _, _) in zip(shared, jobs)})
+    assert states[0] > 6 and max(states) <= distinct < len(jobs)  # forked after the first token; shared throughout
+    assert sum(states) < len(jobs) * params.max_new_tokens  # less decoding than one state per row
+
+
 def test_a_row_depends_on_its_prompt_seed_and_rule_only(pair):
     base, rl = pair
     prompts, seeds = _prompts(6)
@@ -146,7 +174,8 @@ def test_switch_criteria_on_hand_made_distributions(rule, expect):
     primary = _logq([0.9, 0.1, 0.0], [0.9, 0.1, 0.0])
     intervening = _logq([0.1, 0.9, 0.0], [0.9, 0.1, 0.0])
     coins = torch.tensor([0.25, 0.75], dtype=torch.float64)
-    got = SwitchRules([rule, rule], "cpu").mask(primary, intervening, torch.tensor([0, 0]), coins)
+    rules, drawn = SwitchRules([rule, rule], "cpu"), torch.tensor([0, 0])
+    got = rules.mask(rules.signals(primary, intervening, drawn, drawn), None, coins)
     assert got.tolist() == expect
 
 
