@@ -241,9 +241,11 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
         vocab = p_base.shape[-1]
         kept, state = torch.unique(state * vocab + token, return_inverse=True)
         parents, next_tokens = kept // vocab, kept % vocab
-        rng.keep(parents)
+        if len(parents) != len(rng.table) or bool((parents != torch.arange(len(parents))).any()):  # forked, dropped
+            rng.keep(parents)
+            for dec in decoders:
+                dec.keep(parents)
         for i, dec in enumerate(decoders):
-            dec.keep(parents)
             logits[i] = dec.step(next_tokens).to(device)
     return _responses(responses, ends, switched)
 

@@ -111,8 +111,11 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
         outs = [None] * len(jobs)
         for i, out in zip(order, decoded):
             outs[i] = out
-        records = []
+        records, texts = [], {}  # rules often agree on a sample's response: each distinct one is decoded once
         for (rule, r, k), s, out in zip(jobs, seeds, outs):
+            ids = tuple(out.response_ids)
+            if ids not in texts:
+                texts[ids] = tok.decode(out.response_ids)
             records.append({
                 "cross_sample_id": f"{checkpoint}:{rule.direction}:{rule.criterion}:{rule.eps:g}"
                                    f"{f'~coin{rule.coin}' if rule.coin else ''}:"
@@ -124,7 +127,7 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
                 "temperature": params.temperature, "top_p": params.top_p,
                 "max_new_tokens": params.max_new_tokens, "template_hash": template_hash,
                 "response_ids": out.response_ids,
-                "response_text": tok.decode(out.response_ids), "n_tokens": len(out.response_ids),
+                "response_text": texts[ids], "n_tokens": len(out.response_ids),
                 "n_switched": len(out.switched_positions), "switched_positions": out.switched_positions,
                 "finish_reason": out.finish_reason, "stop": out.stop,
             })
