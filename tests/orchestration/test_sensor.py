@@ -231,3 +231,17 @@ def test_the_sensor_retries_a_partition_whose_run_failed_once_the_setting_is_fix
                                      repository_def=defs.get_repository_def()) as context:
             retried = SENSOR(context)
         assert [r.run_key for r in retried.run_requests if r.partition_key] == [f"{request.run_key}#2"]
+
+
+def test_the_declared_interval_is_due_at_the_daemons_next_look():
+    """Dagster's daemon looks at sensors every MIN_INTERVAL_LOOP_TIME seconds and ticks those whose interval has
+    passed since their last tick began, a moment after the look before: declared at the loop's own period, the
+    sensor was due just after each look and ticked every other one (10 s apart at 5 s; a checkpoint waited 19 s
+    for its two ticks)."""
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME as loop
+
+    from orchestration.automation.sensors import tick_interval, trend_automation
+
+    assert tick_interval(loop) < loop and tick_interval(1) == 1
+    assert checkpoint_sensor(interval_s=loop).minimum_interval_seconds == tick_interval(loop)
+    assert trend_automation(interval_s=30).minimum_interval_seconds == tick_interval(30)
