@@ -6,6 +6,8 @@ explicitly, otherwise a Qwen2 config next to it makes transformers pick Qwen2Tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -26,3 +28,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 def save_tokenizer(tok: PreTrainedTokenizerFast, folder) -> None:
     tok.save_pretrained(folder)
+
+
+def char_encoder(tok: PreTrainedTokenizerFast) -> Callable[[str], list[int]]:
+    """`tok.encode(text, add_special_tokens=False)` of this tokenizer for texts without `<pad>` (every generated
+    prompt and response), one lookup per character: the fast tokenizer's per-call overhead was 10 ms of each SFT
+    step's 110 (256 texts)."""
+    vocab, unknown = tok.get_vocab(), tok.unk_token_id
+    return lambda text: [vocab.get(c, unknown) for c in text]

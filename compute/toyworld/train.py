@@ -18,7 +18,7 @@ from transformers.utils import logging as hf_logging
 from compute.decoders import right_pad
 from compute.sampling import SamplingParams, sample
 from compute.toyworld.task import Noise, prompt_for, random_operands, sft_response
-from compute.toyworld.tokenizer import EOS, PAD, VOCAB
+from compute.toyworld.tokenizer import EOS, PAD, VOCAB, char_encoder
 
 
 hf_logging.disable_progress_bar()
@@ -61,13 +61,12 @@ def sft(model, tokenizer, steps: int, batch: int, lr: float, noise: Noise, seed:
     rng = random.Random(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, steps, max(1, steps // 20)))
-    losses = []
+    losses, encode = [], char_encoder(tokenizer)
     model.train()
     for _ in range(steps):
         pairs = [random_operands(rng, width) for _ in range(batch)]
-        prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False) for a, b in pairs]
-        targets = [tokenizer.encode(sft_response(a, b, rng, noise, width), add_special_tokens=False)
-                   for a, b in pairs]
+        prompts = [encode(prompt_for(a, b, width)) for a, b in pairs]
+        targets = [encode(sft_response(a, b, rng, noise, width)) for a, b in pairs]
         logp, mask = response_logprobs(model, prompts, targets, tokenizer.pad_token_id)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad()
@@ -85,8 +84,8 @@ def sampled_groups(policy, tokenizer, reward: Callable[[str, str], float], rng: 
     """One step's data: `group_size` samples of `policy` for each of `prompts_per_step` fresh problems (problems,
     then sampling seeds, drawn from `rng`). Returns (prompt ids, samples, rewards)."""
     problems = [random_operands(rng, width) for _ in range(prompts_per_step)]
-    prompts = [tokenizer.encode(prompt_for(a, b, width), add_special_tokens=False)
-               for a, b in problems for _ in range(group_size)]
+    encode = char_encoder(tokenizer)
+    prompts = [encode(prompt_for(a, b, width)) for a, b in problems for _ in range(group_size)]
     seeds = [rng.randrange(2**62) for _ in prompts]
     policy.eval()
     samples = sample(policy, prompts, seeds, params, tokenizer.eos_token_id, tokenizer.pad_token_id)

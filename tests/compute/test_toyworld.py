@@ -92,3 +92,20 @@ def test_the_emergent_worlds_sft_data_is_exact():
     assert set(TOY_WORLDS) == set(WORLDS)  # the CLI's --world choices
     with pytest.raises(ValueError, match="emergent"):
         named_config("hard")
+
+
+def test_the_training_loops_character_encoder_is_the_tokenizers_encoding():
+    """SFT and GRPO encode their generated prompts and responses with `char_encoder` (the fast tokenizer's
+    per-call overhead was a tenth of an SFT step); the world must stay what the tokenizer would give, noise and
+    all, so a cached world keeps its digest."""
+    import random
+
+    from compute.toyworld.tokenizer import char_encoder
+
+    tok, rng = build_tokenizer(), random.Random(0)
+    encode = char_encoder(tok)
+    for width, noise in ((4, Noise()), (2, Noise(direct_guess=0.5, dropped_carry=0.3))):
+        texts = [t for a, b in (random_operands(rng, width) for _ in range(300))
+                 for t in (prompt_for(a, b, width), sft_response(a, b, rng, noise, width))]
+        assert [encode(t) for t in texts] == [tok.encode(t, add_special_tokens=False) for t in texts]
+    assert encode("?x") == tok.encode("?x", add_special_tokens=False)  # unknown characters: the pad id, as the tokenizer
