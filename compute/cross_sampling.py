@@ -23,6 +23,8 @@ The criteria read the models' full distributions (`divergence_on="full"`) or the
 distributions that tokens are drawn from (`"sampling"`, as the paper did). Uniforms come from the same
 per-row generators as `sampling.sample`, so with eps = +inf `forward` reproduces base-only sampling and
 `reverse` RL-only sampling token for token; with eps = -inf the other way round. Knows nothing about tables.
+Kept whole although over 250 lines: the rules, the row-by-row loop and the shared-state loop are one step
+(`SwitchRules.tokens`) driven two ways; split, the two loops would sit apart from the step they must agree on.
 """
 
 from __future__ import annotations
@@ -231,12 +233,13 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
         q_base, q_rl = (_log_dists(lg, p, divergence_on) for lg, p in zip(logits, (p_base, p_rl)))
         token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.table[:, at], state.to(device),
                                             coins[live.to(device), at])
-        tokens[live, at], switched[live, at] = token.cpu(), switch.cpu()
+        token = token.cpu()
+        tokens[live, at], switched[live, at] = token, switch.cpu()
         done = ends.feed(tokens[:, at: at + 1], responses)
         stay = ~done[live]
         if not stay.any() or at == steps - 1:
             break
-        live, state, token = live[stay], state[stay], token.cpu()[stay]
+        live, state, token = live[stay], state[stay], token[stay]
         switch_rules.keep(stay.nonzero().flatten())
         vocab = p_base.shape[-1]
         kept, state = torch.unique(state * vocab + token, return_inverse=True)

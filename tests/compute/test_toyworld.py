@@ -87,7 +87,7 @@ def test_the_emergent_worlds_sft_data_is_exact():
         assert judge_toy_addition(target, str(a + b)).correct
         direct += target.startswith("#")
     assert 900 < direct < 1100  # both strategies, about half each
-    assert named_config("default").digest() == "cacf2541a3e7" and SMALL.digest() == "8677c124eeec"
+    assert named_config("default").digest() == "cacf2541a3e7" and SMALL.digest() == "63a70c9bde74"
     assert len({w.digest() for w in WORLDS.values()}) == len(WORLDS)
     assert set(TOY_WORLDS) == set(WORLDS)  # the CLI's --world choices
     with pytest.raises(ValueError, match="emergent"):
