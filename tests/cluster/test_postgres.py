@@ -19,7 +19,7 @@ from compute.settings import from_env
 from infra import pglocal
 from orchestration.app.demo import ensure_dagster_home
 from orchestration.app.live import start_daemon, wait_for
-from orchestration.automation.instance import analysed
+from orchestration.automation.instance import analysed, last_runs
 from tests.conftest import BASE_ASSETS, materialise
 from tests.procs import processes
 
@@ -47,11 +47,14 @@ def test_two_checkpoints_are_analysed_at_once_on_postgres(small_world, tmp_path,
         daemon = start_daemon({**os.environ, **env}, log_file=tmp_path / "daemon.log")
         try:
             with dg.DagsterInstance.get() as instance:
-                wait_for(lambda: analysed(instance, KEYS) == set(KEYS) or None, timeout=600,
-                         what="the analysis of both checkpoints")
-                runs = instance.get_runs(dg.RunsFilter(job_name="checkpoint_job"))
+                def finished():  # the last asset lands before its run ends (checks, the run's own end)
+                    runs = instance.get_runs(dg.RunsFilter(job_name="checkpoint_job"))
+                    done = analysed(instance, KEYS) == set(KEYS) and all(r.is_finished for r in runs)
+                    return runs if done else None
+
+                runs = wait_for(finished, timeout=600, what="the analysis of both checkpoints and the end of its runs")
                 assert sorted(r.tags["dagster/partition"] for r in runs) == KEYS
-                assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+                assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), last_runs(instance, KEYS)
                 records = [instance.get_run_record_by_id(r.run_id) for r in runs]
                 starts, ends = [r.start_time for r in records], [r.end_time for r in records]
                 print(f"\ncheckpoint runs: {[round(e - s, 1) for s, e in zip(starts, ends)]} s each, overlapping "
