@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
+UV := $(VENV)/bin/uv
+TORCH := torch==2.13.0
 # the lowest transformers, duckdb, polars and pyarrow pyproject.toml accepts, with torch: tests/compute/test_floor.py
 # decodes and runs the lake's SQL on them
 FLOOR := .shiftlake/venv-floor/.installed
@@ -14,21 +17,29 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP) $(FLOOR)
 
-# torch first, pinned to the CPU build this machine carries; then the project with its dev extras.
-$(STAMP): pyproject.toml
+# torch first, pinned to the CPU build this machine carries (pip finds it on disk), with uv; uv installs the rest
+# and keeps that torch (it resolves and
+# downloads in parallel: 15 s against pip's 2-3 minutes here). No bytecode at install: what is imported compiles
+# on first use. The demo and the UI need the project alone; the tests add its dev extras.
+$(RUNTIME): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install -q --no-compile $(TORCH) "uv>=0.8"
+	$(UV) pip install -q --python $(PY) $(TORCH) -e .
+	touch $@
 
-$(FLOOR): pyproject.toml
+$(STAMP): $(RUNTIME)
+	$(UV) pip install -q --python $(PY) $(TORCH) -e '.[dev]'
+	touch $@
+
+$(FLOOR): pyproject.toml $(RUNTIME)
 	test -x $(dir $(FLOOR))bin/python || python3 -m venv $(dir $(FLOOR))
-	$(dir $(FLOOR))bin/pip install -q torch==2.13.0 \
+	$(dir $(FLOOR))bin/pip install -q --no-compile $(TORCH)
+	$(UV) pip install -q --python $(dir $(FLOOR))bin/python $(TORCH) \
 	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)" \
 	  $(foreach p,duckdb polars pyarrow,"$(p)==$$(sed -n 's/.*"$(p)>=\([0-9.]*\).*/\1/p' pyproject.toml)")
 	touch $@
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(VENV)/bin/shiftlake demo
 
 # the browser tests drive Debian's Chromium through Playwright (no browser download)
@@ -39,7 +50,7 @@ browser:
 test: $(STAMP) $(FLOOR) browser
 	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
 
-ui: $(STAMP)
+ui: $(RUNTIME)
 	$(VENV)/bin/shiftlake ui
 
 bench: $(STAMP)
