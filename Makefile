@@ -17,10 +17,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(STAMP) $(FLOOR)
 
-# torch first, pinned to the CPU build this machine carries (pip finds it on disk), with uv; uv installs the rest
-# and keeps that torch (it resolves and
-# downloads in parallel: 15 s against pip's 2-3 minutes here). No bytecode at install: what is imported compiles
-# on first use. The demo and the UI need the project alone; the tests add its dev extras.
+# pip puts in torch, pinned to the CPU build this machine carries on disk, and uv; uv installs the rest, keeping
+# that torch (it resolves and downloads in parallel: about 15 s where pip took 2-3 minutes here). No bytecode is
+# compiled at install: what is imported compiles on first use. The demo and the UI need the project alone; the
+# tests add its dev extras.
 $(RUNTIME): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --no-compile $(TORCH) "uv>=0.8"
