@@ -6,6 +6,7 @@ RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 UV := $(VENV)/bin/uv
 TORCH := torch==2.13.0
+UV_PIN := uv==0.13.9
 # the lowest transformers, duckdb, polars and pyarrow pyproject.toml accepts, with torch: tests/compute/test_floor.py
 # decodes and runs the lake's SQL on them
 FLOOR := .shiftlake/venv-floor/.installed
@@ -23,7 +24,7 @@ install: $(STAMP) $(FLOOR)
 # tests add its dev extras.
 $(RUNTIME): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile $(TORCH) "uv>=0.8"
+	$(PY) -m pip install -q --no-compile $(TORCH) $(UV_PIN)
 	$(UV) pip install -q --python $(PY) $(TORCH) -e .
 	touch $@
 
