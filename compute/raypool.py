@@ -4,7 +4,8 @@ and serving shard after shard.
 
 Failures heal: a shard whose actor died (its node killed, its process OOM-killed) goes back to the queue and runs
 on another actor, at most `retries` times, and a replacement actor is asked for; an error raised by the work itself
-is the run's error, raised as it was raised there (the worker's traceback in its notes). A shard goes only to an
+is the run's error, raised as it was raised there (the worker's traceback in its notes). Every actor is asked for
+at the first shard, so that they start while the first steps run; a shard goes only to an
 actor that has started, so runs competing for the cluster's GPUs never wait on each other: each keeps what it holds
 and gets more as others finish. When no actor has started within `start_timeout_s` (no free GPU, or actors that
 fail to start), one message says so. The driver collects every result before returning, so what the caller writes
@@ -100,7 +101,7 @@ class RayPool:
     def map(self, fn: Callable, models: Sequence, shards: Sequence[tuple]) -> list:
         ray = self._ray
         uris = [m.uri or m.path for m in models]
-        self._fill(min(self.workers, len(shards)))
+        self._fill(self.workers)  # all of them from the first shard on: the run's later steps find them started
         pending, results, tries = deque(range(len(shards))), [None] * len(shards), [0] * len(shards)
         idle, running, failed_starts = list(self._ready), {}, []
         while pending or running:
