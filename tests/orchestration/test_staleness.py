@@ -20,15 +20,30 @@ JOB_ASSETS = set(CHECKPOINT_ASSETS)
 SCHEDULE = reanalysis_schedule("0 3 * * *")
 
 
-@pytest.fixture
-def analysed(small_world, tmp_path):
-    """A private copy of the small world (its bytes get changed), fully analysed into a lake."""
-    world = tmp_path / "world"
-    shutil.copytree(small_world, world)
-    settings = study_settings(world, tmp_path / "lake")
-    with dg.instance_for_test() as instance:  # persistent: schedules are evaluated against a stored instance
+@pytest.fixture(scope="module")
+def _analysed_once(small_world, tmp_path_factory):
+    """A private copy of the small world fully analysed into a lake, on a persistent instance (schedules are
+    evaluated against a stored instance); its folder (world, lake, instance) and a snapshot of it."""
+    work = tmp_path_factory.mktemp("staleness") / "work"
+    shutil.copytree(small_world, work / "world")
+    settings = study_settings(work / "world", work / "lake")
+    (work / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
         keys = materialise_all(settings, instance)
-        yield instance, settings, world, keys
+    snapshot = work.with_name("snapshot")
+    shutil.copytree(work, snapshot)
+    return work, snapshot, settings, keys
+
+
+@pytest.fixture
+def analysed(_analysed_once):
+    """The analysed world, lake and instance as they were after the analysis (each test changes bytes, code
+    versions or runs): restored from the snapshot, at the same paths."""
+    work, snapshot, settings, keys = _analysed_once
+    shutil.rmtree(work)
+    shutil.copytree(snapshot, work)
+    with dg.instance_for_test(temp_dir=str(work / "dagster")) as instance:
+        yield instance, settings, work / "world", keys
 
 
 def _specs():
