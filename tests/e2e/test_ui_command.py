@@ -34,8 +34,9 @@ def _get(url: str, body: dict | None = None):
 
 def test_port_and_host_pass_through_to_dagster_dev(small_world, tmp_path):
     port = _free_port()
+    (tmp_path / "checkpoints").mkdir()  # an empty watched folder: the daemon's sensor launches no analysis
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "LAKE_URL": str(tmp_path / "lake"),
-           "BASE_MODEL": str(small_world / "base"), "CHECKPOINTS_URL": str(small_world / "checkpoints"),
+           "BASE_MODEL": str(small_world / "base"), "CHECKPOINTS_URL": str(tmp_path / "checkpoints"),
            "PROBLEMS_URL": str(small_world / "problems.jsonl")}
     log = open(tmp_path / "ui.log", "wb")
     ui = subprocess.Popen([sys.executable, "-m", "orchestration.app.cli", "ui", "-p", str(port), "-h", "127.0.0.1"],
