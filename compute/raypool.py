@@ -5,10 +5,10 @@ and serving shard after shard.
 Failures heal: a shard whose actor died (its node killed, its process OOM-killed) goes back to the queue and runs
 on another actor, at most `retries` times, and a replacement actor is asked for; an error raised by the work itself
 is the run's error, raised as it was raised there (the worker's traceback in its notes). Every actor is asked for
-at the first shard, so that they start while the first steps run; a shard goes only to an
-actor that has started, so runs competing for the cluster's GPUs never wait on each other: each keeps what it holds
-and gets more as others finish. When no actor has started within `start_timeout_s` (no free GPU, or actors that
-fail to start), one message says so. The driver collects every result before returning, so what the caller writes
+at the first shard, so that they start while the first steps run; a shard goes only to an actor that has started,
+so runs competing for the cluster's GPUs never wait on each other: each keeps what it holds and gets more as others
+finish. When no actor has started within `start_timeout_s` (no free GPU, or actors that fail to start), one
+message says so. The driver collects every result before returning, so what the caller writes
 is written once. Needs `ray` (imported on first use); the caller connects (`ray.init`).
 """
 
