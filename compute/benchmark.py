@@ -8,8 +8,12 @@ paired    tokens/s of `compute.paired.paired_metrics` (every token_shifts column
 cross     tokens/s of lockstep cross-sampling (`compute.cross_sampling.cross_sample`, a mixed rule grid) at B=64
           and at the batch size `compute.sizing.rows_per_batch` chooses, with and without the CUDA graph
 rollouts  tokens/s of `compute.sampling.sample` against HF `generate` (same rows, seeds aside, same length)
+where     where the time goes (`compute.profiling`): the device's copy bandwidth; one lockstep step and one rollout step
+          at B=64, beside the time to read weights and KV once: with the CUDA graph its wall time, without it also
+          its kernel time, kernel count and heaviest kernels (the rollout's eager step is the one the graph
+          captures; the lockstep's is the shared path's); the paired pass's share spent in the two backbones
 
-Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,
+Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,where,
 --new N (new tokens per row), --prompt N, --memory-gib G (cap the GPU at G GiB, e.g. 79 to show a 7B pair on an
 80 GB card on a bigger one), --no-eager (no lockstep run without the CUDA graph). Every row runs its full length:
 shiftlake's loops get no stop ids and `generate` a minimum length.
@@ -23,11 +27,11 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
-from compute import sizing
+from compute import profiling, sizing
 from compute.cross_sampling import SwitchRule, cross_sample
 from compute.decoders import left_pad
 from compute.metrics import entropy, js_divergence
-from compute.paired import paired_metrics
+from compute.paired import hidden_states, paired_metrics, sequences_per_pass
 from compute.sampling import SamplingParams, sample
 
 SHAPES = {
@@ -156,11 +160,48 @@ def bench_rollouts(model, rows: list[int], prompt_len: int, new: int, vocab: int
               flush=True)
 
 
+@torch.inference_mode()
+def backbones(base, rl, prompts, responses) -> None:
+    """The part of `paired_metrics` before the vocabulary: both backbones over the same passes."""
+    device = next(base.parameters()).device
+    batch = sequences_per_pass([len(p) + len(r) for p, r in zip(prompts, responses)], device)
+    for start in range(0, len(prompts), batch):
+        for m in (base, rl):
+            hidden_states(m, prompts[start: start + batch], responses[start: start + batch], PAD)
+
+
+def bench_where(base, rl, b: int, prompt_len: int, steps: tuple[int, int], paired_shape, vocab: int) -> None:
+    """`steps`: the two lengths whose difference is profiled (`profiling.per_step`)."""
+    device = next(base.parameters()).device
+    cuda = device.type == "cuda"
+    bandwidth = profiling.copy_bandwidth(device, 1.0 if cuda else 0.125)
+    print(f"where   copy bandwidth on {device.type}: {bandwidth / 1e9:,.0f} GB/s (read + write)", flush=True)
+    prompts, seeds, rules = random_ids(b, prompt_len, vocab, 3), list(range(b)), grid(b)
+    length = prompt_len + steps[1]
+    for graph in ((True, False) if cuda else (False,)):  # with the graph wall time only; off it, the shared path
+        cost = profiling.per_step(lambda n: cross_sample(base, rl, prompts, seeds, rules, SamplingParams(max_new_tokens=n),
+                                                          NO_STOPS, PAD, graph=graph), *steps, device, profiled=not graph)
+        floor = profiling.read_floor([base, rl], b, length, bandwidth)
+        print(profiling.describe(f"lockstep B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
+    for graph in ((True, False) if cuda else (False,)):
+        cost = profiling.per_step(lambda n: sample(base, prompts, seeds, SamplingParams(max_new_tokens=n), NO_STOPS, PAD,
+                                                   graph=graph), *steps, device, profiled=not graph)
+        floor = profiling.read_floor([base], b, length, bandwidth)
+        print(profiling.describe(f"rollout B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
+    n, p_len, r_len = paired_shape
+    prompts, responses = random_ids(n, p_len, vocab, 1), random_ids(n, r_len, vocab, 2)
+    paired_metrics(base, rl, prompts, responses, PAD)
+    _, whole, _ = timed(lambda: paired_metrics(base, rl, prompts, responses, PAD))
+    _, body, _ = timed(lambda: backbones(base, rl, prompts, responses))
+    print(f"where   paired {n}x({p_len}+{r_len}): the two backbones take {body / whole:.0%} of the pass "
+          f"({body:.2f} of {whole:.2f} s); the vocabulary projection and the metrics the rest", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--model", choices=sorted(SHAPES), default="1.5b" if device.type == "cuda" else "tiny")
-    ap.add_argument("--only", default="paired,cross,rollouts")
+    ap.add_argument("--only", default="paired,cross,rollouts,where")
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=512 if device.type == "cuda" else 32)
     ap.add_argument("--memory-gib", type=float, default=None)
@@ -190,6 +231,8 @@ def main(argv=None) -> None:
                                      (cuda,) + ((False,) if cuda and not args.no_eager else ())),
         "rollouts": lambda: bench_rollouts(base, sorted({64, sizing.rows_per_batch([base], args.prompt, args.new)}),
                                            args.prompt, args.new, vocab),
+        "where": lambda: bench_where(base, rl, 64, args.prompt, (4, 12) if small else (16, 80),
+                                     (8, 64, 64) if small else (64, 256, 512), vocab),
     }
     for name, run in stages.items():
         if name in only:

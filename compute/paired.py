@@ -58,6 +58,12 @@ def _hidden_shared(model, prompts: list[list[int]], responses: list[list[int]], 
     return torch.cat([first[:, None], decoder.extend(ids)], dim=1)
 
 
+def hidden_states(model, prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> torch.Tensor:
+    """[rows, max response, hidden]: the backbone's states that predict each response token, shared prefill where
+    `StaticDecoder` can drive the model, whole padded sequences elsewhere."""
+    return (_hidden_shared if static_decoding(model) else _hidden_padded)(model, prompts, responses, pad_id)
+
+
 class _Metrics:
     """`token_metrics` over chunks of exactly `chunk` positions: compiled on CUDA (one shape, one compile), eager
     where compiling is off or fails (logged once)."""
@@ -104,8 +110,7 @@ def paired_metrics(base, rl, prompts: list[list[int]], responses: list[list[int]
         batch_r = responses[start: start + batch]
         if not any(batch_r):
             continue
-        hidden = [(_hidden_shared if static_decoding(m) else _hidden_padded)(m, batch_p, batch_r, pad_id)
-                  for m in (base, rl)]
+        hidden = [hidden_states(m, batch_p, batch_r, pad_id) for m in (base, rl)]
         rows = torch.cat([torch.full((len(r),), i, dtype=torch.long) for i, r in enumerate(batch_r)])
         pos = torch.cat([torch.arange(len(r), dtype=torch.long) for r in batch_r])
         targets = torch.tensor([t for r in batch_r for t in r], device=device)

@@ -13,3 +13,12 @@ def test_every_stage_prints_shiftlake_beside_its_reference(capsys):
     assert re.search(r"paired .* shiftlake [\d,]+ tok/s .* plain HF [\d,]+ tok/s .* ratio [\d.]+x", out), out
     assert len(re.findall(r"cross   B=\d+ .* [\d,]+ tok/s", out)) == 2, out  # B=64 and the chosen batch size
     assert len(re.findall(r"rollout B=\d+ .* shiftlake [\d,]+ tok/s .* HF generate [\d,]+ tok/s", out)) == 2, out
+    assert re.search(r"where   copy bandwidth on cpu: [\d,]+ GB/s", out), out
+    steps = re.findall(r"where   (lockstep|rollout) B=64, CUDA graph off: (-?[\d.]+) ms per step wall, (-?[\d.]+) ms busy "
+                       r"in ([\d,]+) ops .* reading weights and KV once: ([\d.]+) ms\n        heaviest per step: aten::", out)
+    assert [s[0] for s in steps] == ["lockstep", "rollout"], out
+    for _, wall, busy, ops, floor in steps:  # wall and busy time are differences of two timed runs: noise can win
+        assert int(ops.replace(",", "")) > 0 and float(floor) > 0, out
+    lockstep, rollout = (int(s[3].replace(",", "")) for s in steps)
+    assert lockstep > rollout  # two models and the rule against one model
+    assert re.search(r"where   paired 8x\(64\+64\): the two backbones take \d+% of the pass", out), out
