@@ -12,21 +12,28 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from typing import TYPE_CHECKING
 
 from compute.paths import models_cache
-from compute.sizing import check_fits
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and transformers are imported where a model is loaded or run, not at the top: the code location (and
+# every Dagster process that loads it) imports this module, and most of them never touch a model
 
 CONTENT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja")
 
 
 def auto_device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def auto_dtype(device: torch.device) -> torch.dtype:
+    import torch
+
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
@@ -98,6 +105,10 @@ def model_folder(checkpoint, base_model: str | Path) -> Path:
 
 
 def load_model(path: str | Path, device: torch.device | None = None) -> LoadedModel:
+    from transformers import AutoModelForCausalLM
+
+    from compute.sizing import check_fits
+
     uri, path = str(path), local_copy(path)
     _require_config(path)
     device = device or auto_device()
@@ -123,6 +134,8 @@ def _require_config(path: Path) -> None:
 
 
 def _tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -150,14 +163,16 @@ def tokenizer_hash(tokenizer) -> str:
     return hashlib.sha256(json.dumps(tokenizer_fingerprint(tokenizer)).encode()).hexdigest()
 
 
-@torch.inference_mode()
 def check_finite_logits(loaded: LoadedModel, where: str | None = None) -> None:
     """One forward pass on a few tokens: NaN or inf logits mean diverged training or corrupt weights (the
     message names `where` the model came from, default its path)."""
+    import torch
+
     tok = loaded.tokenizer
     ids = [i for i in (tok.bos_token_id, *tok.encode("1+1=", add_special_tokens=False)[:4]) if i is not None] or [0]
     device = next(loaded.model.parameters()).device
-    logits = loaded.model(input_ids=torch.tensor([ids], device=device)).logits
+    with torch.inference_mode():
+        logits = loaded.model(input_ids=torch.tensor([ids], device=device)).logits
     if not torch.isfinite(logits).all():
         raise ValueError(f"the model at {where or loaded.path} produces NaN/inf logits: its weights are corrupt or its "
                          "training diverged. Analyse an earlier checkpoint, or re-export this one.")

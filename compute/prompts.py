@@ -20,8 +20,10 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 KINDS = ("raw", "chat", "format")
 FINISH_REASONS = ("eos", "stop_string", "length")
@@ -169,6 +171,8 @@ class Stops:
         if self.strings and tokenizer is None:
             raise ValueError("stop strings need the tokenizer that decodes the responses")
         self.tokenizer = tokenizer
+        import torch  # here, not at the top: the code location imports this module without loading torch
+
         self.id_tensor = torch.tensor(sorted(self.ids), dtype=torch.long)
 
     @classmethod
@@ -178,6 +182,8 @@ class Stops:
     @cached_property
     def _narrowing(self) -> torch.Tensor | None:
         """[len(tokenizer)] bool: which tokens may complete a stop string; None when any token may."""
+        import torch
+
         tok = self.tokenizer
         if any(s[-1].isspace() for s in self.strings) or getattr(tok, "clean_up_tokenization_spaces", False):
             return None
@@ -187,6 +193,8 @@ class Stops:
 
     def may_complete(self, tokens: torch.Tensor) -> torch.Tensor:
         """[rows] bool: could each row's new token (CPU ids) have completed a stop string?"""
+        import torch
+
         table = self._narrowing
         if table is None:
             return torch.ones_like(tokens, dtype=torch.bool)
@@ -206,11 +214,15 @@ class Ends:
     ("eos", "<id>"), ("stop_string", "<string>") or ("length", None)."""
 
     def __init__(self, stops: Stops | int | Iterable[int], rows: int):
+        import torch
+
         self.stops = Stops.of(stops)
         self.done = torch.zeros(rows, dtype=torch.bool)
         self.reasons: list[tuple[str, str | None]] = [("length", None)] * rows
 
     def update(self, tokens: torch.Tensor, responses: list[list[int]]) -> torch.Tensor:
+        import torch
+
         live = ~self.done
         ended = live & torch.isin(tokens, self.stops.id_tensor)
         for i in ended.nonzero().flatten().tolist():

@@ -1,24 +1,26 @@
 """The study's tables as frames: rollouts of a policy, token shifts of a base/RL pair, scores, advantage weights.
 
 Every function takes loaded models and frames and returns a polars frame whose columns are the lake's
-table columns (float32 metrics, int32 ids). Knows nothing about where the frames are stored.
-"""
+table columns (float32 metrics, int32 ids). Knows nothing about where the frames are stored. The functions that
+run models import `compute.stages` (torch, transformers) themselves: the code location imports this module."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from compute import stages
-from compute.cross_sampling import CrossGrid, SwitchRule
 from compute.models import LoadedModel
-from compute.paired import PairedParams
 from compute.prompts import PromptSettings, PromptTemplate
-from compute.sampling import SamplingParams
 from compute.shards import LOCAL, Pool, slices
 from compute.verifiers import verifier_for
+
+if TYPE_CHECKING:
+    from compute.cross_sampling import CrossGrid, SwitchRule
+    from compute.paired import PairedParams
+    from compute.sampling import SamplingParams
 
 IDS = pl.List(pl.Int32)
 
@@ -47,6 +49,7 @@ def rollouts(policy_model: LoadedModel, problems: pl.DataFrame, checkpoint: str,
     `compute.sizing.rows_per_batch`), each from its own seed; prompts rendered by `prompting.template` with the
     policy's tokenizer, responses ended by its EOS ids and the stop strings. `pool` runs the batches
     (`compute.shards`: here, or shards on a Ray cluster; the same rows either way)."""
+    from compute import stages
     tok = policy_model.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
     jobs = [(row, k) for row in problem_rows for k in range(samples_per_problem)]
@@ -89,8 +92,8 @@ def cross_samples(base: LoadedModel, rl: LoadedModel, problems: pl.DataFrame, ch
     control then switches with the share of tokens its js run switched (same direction and eps), on the same
     problems and seeds, once per coin seed of the grid (column `coin`: 0 on every other rule). `batch_size`
     rows are decoded at once (0: as many as fit, `compute.sizing.rows_per_batch`); `pool` runs the batches
-    (`compute.shards`).
-    """
+    (`compute.shards`)."""
+    from compute import stages
     tok = base.tokenizer
     problem_rows = list(problems.iter_rows(named=True))
     prompt_ids = {key: ids for key, (_, ids) in _rendered(prompting.template, tok, problem_rows).items()}
@@ -152,6 +155,7 @@ def token_shifts(base: LoadedModel, rl: LoadedModel, rollouts_frame: pl.DataFram
                  params: PairedParams, pool: Pool = LOCAL) -> pl.DataFrame:
     """One row per response token of every rollout: base vs RL next-token distributions at that token (`pool`
     runs the passes, `compute.shards`)."""
+    from compute import stages
     prompts = rollouts_frame["prompt_ids"].to_list()
     responses = rollouts_frame["response_ids"].to_list()
     lengths = [len(p) + len(r) for p, r in zip(prompts, responses)]
@@ -218,6 +222,7 @@ def never_switch_identity(base: LoadedModel, rl: LoadedModel, problems: pl.DataF
     """Does lockstep cross-sampling with a js rule that never switches (eps = +inf) reproduce, token for
     token, the primary's own rollouts: the base's (forward) and the checkpoint's (reverse)? Decoded afresh on
     the first IDENTITY_PROBLEMS problems by id, whatever the grid holds; returns (passed, what was compared)."""
+    from compute.cross_sampling import CrossGrid
     sample = problems.sort("dataset", "problem_id").head(IDENTITY_PROBLEMS)
     never = CrossGrid(tuple(d for d in ("forward", "reverse") if d in grid.directions) or ("forward",),
                       (("js", (float("inf"),)),), random_control=False, divergence_on=grid.divergence_on)

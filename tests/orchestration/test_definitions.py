@@ -1,9 +1,13 @@
 """The code location loads with every asset, partition and job the UI and the demo rely on; its lake IO manager
 tells a rerun that wrote the same rows."""
 
+import subprocess
+import sys
+
 import dagster as dg
 import polars as pl
 
+from compute.paths import REPO_ROOT
 from orchestration.definitions import defs
 
 
@@ -72,3 +76,13 @@ def test_a_rerun_is_told_from_the_footer_digest_or_else_from_the_rows(tmp_path):
         lake.write_partition(url, "t", "", frame.with_columns(code_version=pl.lit("1")), stored)
         assert said(frame).startswith("unchanged"), stored
         assert said(frame.head(2)).startswith("changed"), stored
+
+
+def test_the_code_location_loads_without_torch_or_transformers():
+    """Every Dagster process imports the code location (the code server, each run, the daemon's); only the steps
+    that run a model need torch and transformers, which alone took about 8 of its 10 s to import on 2 cores."""
+    code = ("import sys, orchestration.definitions; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
