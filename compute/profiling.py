@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 class StepCost:
     wall_ms: float  # one step, wall clock
     busy_ms: float  # one step, summed kernel (CPU: operator self) time
-    kernels: float  # kernels (CPU: leaf operators) launched per step
+    kernels: float  # kernels launched per step (CPU: aten operators called, views included)
     top: list[tuple[str, float, float]]  # (name, calls per step, ms per step), heaviest first
     unit: str  # "kernels" on CUDA, "ops" on a CPU
 
