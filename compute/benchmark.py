@@ -178,16 +178,16 @@ def bench_where(base, rl, b: int, prompt_len: int, steps: tuple[int, int], paire
     print(f"where   copy bandwidth on {device.type}: {bandwidth / 1e9:,.0f} GB/s (read + write)", flush=True)
     prompts, seeds, rules = random_ids(b, prompt_len, vocab, 3), list(range(b)), grid(b)
     length = prompt_len + steps[1]
-    for graph in ((True, False) if cuda else (False,)):  # with the graph wall time only; off it, the shared path
-        cost = profiling.per_step(lambda n: cross_sample(base, rl, prompts, seeds, rules, SamplingParams(max_new_tokens=n),
-                                                          NO_STOPS, PAD, graph=graph), *steps, device, profiled=not graph)
-        floor = profiling.read_floor([base, rl], b, length, bandwidth)
-        print(profiling.describe(f"lockstep B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
-    for graph in ((True, False) if cuda else (False,)):
-        cost = profiling.per_step(lambda n: sample(base, prompts, seeds, SamplingParams(max_new_tokens=n), NO_STOPS, PAD,
-                                                   graph=graph), *steps, device, profiled=not graph)
-        floor = profiling.read_floor([base], b, length, bandwidth)
-        print(profiling.describe(f"rollout B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
+    loops = {"lockstep": ([base, rl], lambda n, graph: cross_sample(base, rl, prompts, seeds, rules, SamplingParams(
+                 max_new_tokens=n), NO_STOPS, PAD, graph=graph)),
+             "rollout": ([base], lambda n, graph: sample(base, prompts, seeds, SamplingParams(max_new_tokens=n), NO_STOPS,
+                                                         PAD, graph=graph))}
+    for name, (models, decode) in loops.items():
+        # with the graph: wall time only; without it also the kernels (for lockstep, the shared path's)
+        for graph in ((True, False) if cuda else (False,)):
+            cost = profiling.per_step(lambda n: decode(n, graph), *steps, device, profiled=not graph)
+            floor = profiling.read_floor(models, b, length, bandwidth)
+            print(profiling.describe(f"{name} B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
     n, p_len, r_len = paired_shape
     prompts, responses = random_ids(n, p_len, vocab, 1), random_ids(n, r_len, vocab, 2)
     paired_metrics(base, rl, prompts, responses, PAD)

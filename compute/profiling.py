@@ -18,6 +18,8 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
+from compute.sizing import kv_bytes_per_position
+
 
 @dataclass(frozen=True)
 class StepCost:
@@ -90,14 +92,8 @@ def copy_bandwidth(device: torch.device, gib: float = 1.0, repeats: int = 5) -> 
 
 def read_floor(models, rows: int, length: int, bandwidth: float) -> float:
     """Milliseconds to read every model's weights and a KV cache of `rows` x `length` positions once."""
-    total = 0
-    for m in models:
-        c = m.config
-        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
-        kv_heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
-        size = next(m.parameters()).element_size()
-        total += sum(p.numel() * p.element_size() for p in m.parameters())
-        total += 2 * c.num_hidden_layers * kv_heads * head_dim * rows * length * size
+    total = sum(sum(p.numel() * p.element_size() for p in m.parameters()) + kv_bytes_per_position(m) * rows * length
+                for m in models)
     return total / bandwidth * 1e3
 
 
