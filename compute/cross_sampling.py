@@ -171,8 +171,7 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     if not len(prompts) == len(seeds) == len(rules):
         raise ValueError("prompts, seeds and rules must have one entry per row")
     device = next(base.parameters()).device
-    captured = graph if graph is not None else device.type == "cuda"
-    if decoder is None and not captured and static_decoding(base) and static_decoding(rl):
+    if decoder is None and shares_decoding(base, rl, graph):
         return _shared(base, rl, prompts, seeds, rules, params, stops, pad_id, divergence_on)
     steps = params.max_new_tokens
     dec_base = decoder_for(base, prompts, pad_id, steps, decoder)
@@ -203,6 +202,14 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     ends, responses = Ends(stops, len(prompts)), [[] for _ in prompts]
     loop.run(step, ends, responses, [dec_base, dec_rl], graph, check_every, keep)
     return _responses(responses, ends, loop.host["switched"])
+
+
+def shares_decoding(base, rl, graph: bool | None = None) -> bool:
+    """Whether `cross_sample` decodes `base` and `rl` with one state per distinct token sequence (`_shared`): where
+    the step is not captured as a CUDA graph (`graph` as `cross_sample` takes it: None captures on a GPU) and
+    `decoders.StaticDecoder` drives both models."""
+    captured = graph if graph is not None else next(base.parameters()).device.type == "cuda"
+    return not captured and static_decoding(base) and static_decoding(rl)
 
 
 def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule], params: SamplingParams,

@@ -85,10 +85,16 @@ def rows_per_batch(models: list, width: int, new_tokens: int, headroom: float = 
     """
     device = next(models[0].parameters()).device
     if device.type == "cuda":
-        per_row = sum(kv_bytes_per_position(m) * (width + new_tokens) + VOCAB_TEMPORARIES * 4 * m.config.vocab_size
-                      for m in models)
-        rows = int(headroom * free_bytes(device) // per_row)
+        rows = memory_rows(models, width, new_tokens, headroom)
     else:
         weights = sum(p.numel() * p.element_size() for m in models for p in m.parameters())
         rows = CPU_STEP_BYTES // max(weights, 1)
     return max(1 if device.type == "cuda" else 16, min(MAX_ROWS[device.type], rows))
+
+
+def memory_rows(models: list, width: int, new_tokens: int, headroom: float = 0.6) -> int:
+    """Rows whose KV buffers in every model (`width + new_tokens` positions) and float32 vocabulary work of a step
+    fit in `headroom` of the memory free on the models' device."""
+    per_row = sum(kv_bytes_per_position(m) * (width + new_tokens) + VOCAB_TEMPORARIES * 4 * m.config.vocab_size
+                  for m in models)
+    return int(headroom * free_bytes(next(models[0].parameters()).device) // per_row)

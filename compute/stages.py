@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from compute.cross_sampling import SwitchRule, cross_sample
+from compute.cross_sampling import SwitchRule, cross_sample, shares_decoding
 from compute.models import LoadedModel
 from compute.paired import PairedParams, paired_metrics, sequences_per_pass
 from compute.prompts import Stops, stop_ids
 from compute.sampling import SamplingParams, sample
 from compute.shards import Pool, slices
-from compute.sizing import rows_per_batch
+from compute.sizing import memory_rows, rows_per_batch
 
 
 def sampled(model: LoadedModel, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
@@ -44,13 +44,33 @@ def lockstep(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], seeds
              rules: list[SwitchRule], params: SamplingParams, stop_strings: tuple[str, ...], divergence_on: str,
              rows: int):
     """One shard of lockstep responses, `rows` at a time (run where the models are: `compute.shards`); a response
-    ends at an EOS id of either model or a stop string."""
+    ends at an EOS id of either model or a stop string.
+
+    Where rows with the same prompt and seed share one decoding state until their tokens differ (on a CPU:
+    `cross_sampling.shares_decoding`), a batch is `rows` distinct prompt-seed pairs with all their rows instead, as
+    many rows as would fit in memory were none shared (`compute.sizing.memory_rows`): a step costs what its states
+    do, and a sample's rules decoded together share the most."""
     tok = base.tokenizer
     stops = Stops(stop_ids(base.generation_config, tok) | stop_ids(rl.generation_config, rl.tokenizer),
                   stop_strings, tok)
-    return [out for lo in range(0, len(prompts), rows)
-            for out in cross_sample(base.model, rl.model, prompts[lo: lo + rows], seeds[lo: lo + rows],
-                                    rules[lo: lo + rows], params, stops, tok.pad_token_id, divergence_on)]
+    cuts = [(lo, min(lo + rows, len(prompts))) for lo in range(0, len(prompts), rows)]
+    if shares_decoding(base.model, rl.model) and prompts:
+        most = memory_rows([base.model, rl.model], max(map(len, prompts)), params.max_new_tokens)
+        cuts = pair_batches(list(zip(map(tuple, prompts), seeds)), rows, max(rows, most))
+    return [out for lo, hi in cuts
+            for out in cross_sample(base.model, rl.model, prompts[lo:hi], seeds[lo:hi], rules[lo:hi], params, stops,
+                                    tok.pad_token_id, divergence_on)]
+
+
+def pair_batches(keys: list, pairs: int, most: int) -> list[tuple[int, int]]:
+    """Consecutive (lo, hi) batches of `keys` (one per row), each with at most `pairs` distinct keys and `most` rows."""
+    cuts, seen, lo = [], set(), 0
+    for i, key in enumerate(keys):
+        if (key not in seen and len(seen) == pairs) or i - lo == most:
+            cuts.append((lo, i))
+            lo, seen = i, set()
+        seen.add(key)
+    return cuts + [(lo, len(keys))] if keys else cuts
 
 
 def paired(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], responses: list[list[int]],

@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from compute import tables
+from compute import stages, tables
 from compute.models import load_model
 from compute.settings import Settings
 from compute.shards import LOCAL, slices
@@ -75,6 +75,35 @@ def test_sharded_stages_equal_the_single_process_tables(pair, problems):
     for name in want:
         assert want[name].height > 0
         assert got[name].equals(want[name]), name
+
+
+def test_lockstep_batches_count_prompt_seed_pairs_up_to_a_row_limit():
+    keys = ["a", "a", "b", "b", "c", "c", "c", "d"]
+    assert stages.pair_batches(keys, 2, 100) == [(0, 4), (4, 8)]
+    assert stages.pair_batches(keys, 1, 100) == [(0, 2), (2, 4), (4, 7), (7, 8)]
+    assert stages.pair_batches(keys, 4, 3) == [(0, 3), (3, 6), (6, 8)]  # the row limit cuts inside a pair
+    assert stages.pair_batches([], 4, 3) == []
+
+
+def test_a_cpu_lockstep_batch_holds_whole_samples_and_the_frame_does_not_depend_on_it(pair, problems, monkeypatch):
+    """On a CPU rows of one prompt and seed share their decoding until their tokens differ, so a batch takes `rows`
+    samples with every rule of each (run 1: 2 directions x (2 js eps + 1 entropy eps); run 2, the random control: 2
+    directions x 2 eps x 2 coins); the frame is the same for 1, 3 or all samples per batch."""
+    base, rl = pair
+    cfg = Settings(samples_per_problem=2, max_new_tokens=24, cross_eps_js="0.01,inf", cross_eps_delta_logp="",
+                   cross_eps_entropy="1", cross_random_seeds=2)
+    sizes, real = [], stages.cross_sample
+    monkeypatch.setattr(stages, "cross_sample", lambda b, r, prompts, *a: sizes.append(len(prompts)) or real(b, r, prompts, *a))
+    frames = {}
+    for rows in (1, 3, 0):
+        sizes.clear()
+        frames[rows] = tables.cross_samples(base, rl, problems, "c", cfg.cross_grid(), cfg.samples_per_problem,
+                                            cfg.sampling(), cfg.seed, rows, cfg.prompts())
+        samples = problems.height * cfg.samples_per_problem
+        per_batch = {1: 1, 3: 3, 0: samples}[rows]
+        assert sizes == [6 * per_batch] * (samples // per_batch) + [8 * per_batch] * (samples // per_batch), rows
+    assert frames[1].height == samples * 14
+    assert frames[3].equals(frames[1]) and frames[0].equals(frames[1])
 
 
 def test_a_shard_of_empty_responses_adds_no_token_rows(pair, problems):

@@ -66,3 +66,11 @@ def test_dynamic_rope_scaling_keeps_decoding_out_of_cuda_graphs():
     assert _dynamic_rope(LlamaConfig(rope_scaling={"rope_type": "dynamic", "factor": 2.0}))
     assert not _dynamic_rope(LlamaConfig())
     assert not _dynamic_rope(LlamaConfig(rope_scaling={"rope_type": "linear", "factor": 2.0}))
+
+
+def test_memory_rows_fit_every_models_kv_and_vocabulary_work_in_the_headroom(monkeypatch):
+    model = tiny_model(1)
+    per_row = 2 * (sizing.kv_bytes_per_position(model) * (11 + 48)
+                   + sizing.VOCAB_TEMPORARIES * 4 * model.config.vocab_size)
+    monkeypatch.setattr(sizing, "free_bytes", lambda device: 1000 * per_row)
+    assert sizing.memory_rows([model, model], 11, 48, headroom=0.5) == 500
