@@ -219,9 +219,10 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
     Rows with the same prompt and seed draw the same uniforms, so until their tokens differ they hold the same
     prefix: one state (both models' KV caches and next-token distributions) serves them all. A state's rows
     take one of its two candidate tokens each step (`SwitchRules.tokens`); where they take both, the state
-    forks (its caches copied), and a state whose rows have all ended is dropped. Every row still decodes
-    exactly its own prompt, seed and rule; the toy world's 40k lockstep rows per checkpoint share 1.7k
-    distinct responses. The host looks at every step, as a CPU loop costs nothing to."""
+    forks (`_next_states`: a copy of it appended), and states whose rows have all ended are dropped once they are
+    a quarter of those decoded. Every row still decodes exactly its own prompt, seed and rule; the toy world's
+    40k lockstep rows per checkpoint share 1.7k distinct responses. The host looks at every step, as a CPU loop
+    costs nothing to."""
     steps, rows = params.max_new_tokens, len(prompts)
     device = next(base.parameters()).device
     first: dict[tuple, int] = {}
@@ -242,22 +243,47 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
                                             coins[live.to(device), at])
         token = token.cpu()
         tokens[live, at], switched[live, at] = token, switch.cpu()
-        done = ends.feed(tokens[:, at: at + 1], responses)
+        for i, t in zip(live.tolist(), token.tolist()):  # the live rows: those not done
+            responses[i].append(t)
+        done = ends.update(tokens[:, at], responses)
         stay = ~done[live]
         if not stay.any() or at == steps - 1:
             break
         live, state, token = live[stay], state[stay], token[stay]
         switch_rules.keep(stay.nonzero().flatten())
-        vocab = p_base.shape[-1]
-        kept, state = torch.unique(state * vocab + token, return_inverse=True)
-        parents, next_tokens = kept // vocab, kept % vocab
-        if len(parents) != len(rng.table) or bool((parents != torch.arange(len(parents))).any()):  # forked, dropped
-            rng.keep(parents)
-            for dec in decoders:
-                dec.keep(parents)
+        state, next_tokens = _next_states(state, token, p_base.shape[-1], rng, decoders)
         for i, dec in enumerate(decoders):
             logits[i] = dec.step(next_tokens).to(device)
     return _responses(responses, ends, switched)
+
+
+def _next_states(state: torch.Tensor, token: torch.Tensor, vocab: int, rng: RowGenerators,
+                 decoders: list[StaticDecoder], dead_share: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_shared`'s states after a step, one per distinct (state, token) of the live rows: returns each row's state
+    and each state's next token. A state's first token keeps its slot and each further one takes a copy of it
+    appended after the others (`StaticDecoder.fork`), so a step that forks a few states copies a few. A state that
+    no row reads stays in its slot, decoded for nothing, until such states would be more than `dead_share` of all:
+    then the states are rebuilt in order from the ones read (`StaticDecoder.keep`)."""
+    slots = len(rng.table)
+    kept, inverse = torch.unique(state * vocab + token, return_inverse=True)
+    parents, tokens = kept // vocab, kept % vocab
+    first = torch.ones(len(parents), dtype=torch.bool)
+    first[1:] = parents[1:] != parents[:-1]
+    extra = (~first).nonzero().flatten()
+    if len(kept) < (1 - dead_share) * (slots + len(extra)):
+        rng.keep(parents)
+        for dec in decoders:
+            dec.keep(parents)
+        return inverse, tokens
+    slot = parents.clone()
+    slot[extra] = slots + torch.arange(len(extra))
+    if len(extra):
+        rng.keep(torch.cat([torch.arange(slots), parents[extra]]))
+        for dec in decoders:
+            dec.fork(parents[extra])
+    fed = torch.zeros(slots + len(extra), dtype=torch.long)
+    fed[slot] = tokens
+    return slot[inverse], fed
 
 
 def _coins(seeds: list[int], rules: list[SwitchRule], steps: int, device) -> RowGenerators:
@@ -271,8 +297,15 @@ def _coins(seeds: list[int], rules: list[SwitchRule], steps: int, device) -> Row
 
 
 def _responses(responses: list[list[int]], ends: Ends, switched: torch.Tensor) -> list[CrossSampled]:
-    return [CrossSampled(r, reason, switched[i, : len(r)].nonzero().flatten().tolist(), stop)
-            for i, (r, (reason, stop)) in enumerate(zip(responses, ends.reasons))]
+    lengths = torch.tensor([len(r) for r in responses], dtype=torch.long)
+    rows, positions = switched.nonzero().unbind(1)  # row-major: each row's positions in order
+    inside = positions < lengths[rows]
+    per_row = torch.bincount(rows[inside], minlength=len(responses)).tolist()
+    flat, at, out = positions[inside].tolist(), 0, []
+    for r, (reason, stop), n in zip(responses, ends.reasons, per_row):
+        out.append(CrossSampled(r, reason, flat[at: at + n], stop))
+        at += n
+    return out
 
 
 @dataclass(frozen=True)

@@ -293,7 +293,23 @@ class StaticDecoder(Decoder):
         self.valid, self.positions = self.valid[rows], self.positions[rows]
         self.ids, self.mask = self.ids[rows], self.mask[rows]
         self.cache.buffers = {layer: tuple(t[rows] for t in pair) for layer, pair in self.cache.buffers.items()}
-        self.cache.shape = (len(rows), self.length)
+        self.cache.shape, self.cache.rows = (len(rows), self.length), slice(0, len(rows))
+
+    def fork(self, rows: torch.Tensor) -> None:
+        """Append a copy of each row of `rows` after the others (a decoding loop whose rows split; not inside a CUDA
+        graph). The KV buffers keep room for more rows, doubling when full, so a fork copies its new rows only."""
+        rows = rows.to(self.valid.device)
+        n, k = len(self.valid), len(rows)
+        self.valid, self.positions = torch.cat([self.valid, self.valid[rows]]), torch.cat([self.positions,
+                                                                                            self.positions[rows]])
+        self.ids, self.mask = torch.cat([self.ids, self.ids[rows]]), torch.cat([self.mask, self.mask[rows]])
+        for layer, pair in self.cache.buffers.items():
+            if n + k > len(pair[0]):
+                pair = tuple(torch.cat([t[:n], t.new_zeros((max(n + k, 2 * n) - n, *t.shape[1:]))]) for t in pair)
+                self.cache.buffers[layer] = pair
+            for t in pair:
+                t[n: n + k] = t[rows]
+        self.cache.shape, self.cache.rows = (n + k, self.length), slice(0, n + k)
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.view(-1, 1).to(self.valid.device)
