@@ -251,26 +251,28 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
             break
         live, state, token = live[stay], state[stay], token[stay]
         switch_rules.keep(stay.nonzero().flatten())
-        state, next_tokens = _next_states(state, token, p_base.shape[-1], rng, decoders)
+        state, next_tokens = _next_states(state, token, p_base.shape[-1], rng, decoders, rows)
         for i, dec in enumerate(decoders):
             logits[i] = dec.step(next_tokens).to(device)
     return _responses(responses, ends, switched)
 
 
 def _next_states(state: torch.Tensor, token: torch.Tensor, vocab: int, rng: RowGenerators,
-                 decoders: list[StaticDecoder], dead_share: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
+                 decoders: list[StaticDecoder], most: int, dead_share: float = 0.25
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`_shared`'s states after a step, one per distinct (state, token) of the live rows: returns each row's state
     and each state's next token. A state's first token keeps its slot and each further one takes a copy of it
     appended after the others (`StaticDecoder.fork`), so a step that forks a few states copies a few. A state that
-    no row reads stays in its slot, decoded for nothing, until such states would be more than `dead_share` of all:
-    then the states are rebuilt in order from the ones read (`StaticDecoder.keep`)."""
+    no row reads stays in its slot, decoded for nothing, until such states would be more than `dead_share` of all,
+    or the slots more than `most` (the batch's rows, whose KV buffers the batch size was chosen to hold): then the
+    states are rebuilt in order from the ones read (`StaticDecoder.keep`)."""
     slots = len(rng.table)
     kept, inverse = torch.unique(state * vocab + token, return_inverse=True)
     parents, tokens = kept // vocab, kept % vocab
     first = torch.ones(len(parents), dtype=torch.bool)
     first[1:] = parents[1:] != parents[:-1]
     extra = (~first).nonzero().flatten()
-    if len(kept) < (1 - dead_share) * (slots + len(extra)):
+    if len(kept) < (1 - dead_share) * (slots + len(extra)) or slots + len(extra) > most:
         rng.keep(parents)
         for dec in decoders:
             dec.keep(parents)
@@ -280,7 +282,7 @@ def _next_states(state: torch.Tensor, token: torch.Tensor, vocab: int, rng: RowG
     if len(extra):
         rng.keep(torch.cat([torch.arange(slots), parents[extra]]))
         for dec in decoders:
-            dec.fork(parents[extra])
+            dec.fork(parents[extra], most)
     fed = torch.zeros(slots + len(extra), dtype=torch.long)
     fed[slot] = tokens
     return slot[inverse], fed

@@ -295,17 +295,19 @@ class StaticDecoder(Decoder):
         self.cache.buffers = {layer: tuple(t[rows] for t in pair) for layer, pair in self.cache.buffers.items()}
         self.cache.shape, self.cache.rows = (len(rows), self.length), slice(0, len(rows))
 
-    def fork(self, rows: torch.Tensor) -> None:
+    def fork(self, rows: torch.Tensor, most: int | None = None) -> None:
         """Append a copy of each row of `rows` after the others (a decoding loop whose rows split; not inside a CUDA
-        graph). The KV buffers keep room for more rows, doubling when full, so a fork copies its new rows only."""
+        graph). The KV buffers keep room for more rows, doubling when full (up to `most` rows), so a fork copies its
+        new rows only."""
         rows = rows.to(self.valid.device)
         n, k = len(self.valid), len(rows)
+        room = max(n + k, min(2 * n, most or 2 * n))
         self.valid, self.positions = torch.cat([self.valid, self.valid[rows]]), torch.cat([self.positions,
                                                                                             self.positions[rows]])
         self.ids, self.mask = torch.cat([self.ids, self.ids[rows]]), torch.cat([self.mask, self.mask[rows]])
         for layer, pair in self.cache.buffers.items():
             if n + k > len(pair[0]):
-                pair = tuple(torch.cat([t[:n], t.new_zeros((max(n + k, 2 * n) - n, *t.shape[1:]))]) for t in pair)
+                pair = tuple(torch.cat([t[:n], t.new_zeros((room - n, *t.shape[1:]))]) for t in pair)
                 self.cache.buffers[layer] = pair
             for t in pair:
                 t[n: n + k] = t[rows]

@@ -98,6 +98,7 @@ def test_rows_sharing_a_prompt_and_seed_share_their_decoding_and_still_decode_as
         [(s.response_ids, s.switched_positions, s.finish_reason) for s in slow]
     distinct = len({(tuple(p), tuple(f.response_ids)) for f, (p, _, _) in zip(shared, jobs)})
     assert states[0] > 6 and distinct < len(jobs)  # forked after the first token
+    assert max(states) <= len(jobs)  # never more states than the batch's rows, whose KV buffers it was sized for
     if dead_share < 1:  # states no row reads are at most dead_share of those decoded: shared throughout
         assert max(states) <= distinct / (1 - dead_share)
     assert sum(states) < len(jobs) * params.max_new_tokens  # less decoding than one state per row
