@@ -243,9 +243,7 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
                                             coins[live.to(device), at])
         token = token.cpu()
         tokens[live, at], switched[live, at] = token, switch.cpu()
-        for i, t in zip(live.tolist(), token.tolist()):  # the live rows: those not done
-            responses[i].append(t)
-        done = ends.update(tokens[:, at], responses)
+        done = ends.feed(tokens[:, at: at + 1], responses)
         stay = ~done[live]
         if not stay.any() or at == steps - 1:
             break

@@ -240,8 +240,8 @@ class Ends:
         responses of the rows not yet done: a decoding loop that keeps its tokens on the device calls this every
         few steps with the steps since its last call, with the same result as calling `update` at every step."""
         for tokens in columns.unbind(1):
-            drawn = tokens.tolist()
-            for i in (~self.done).nonzero().flatten().tolist():
-                responses[i].append(drawn[i])
+            live = (~self.done).nonzero().flatten()
+            for i, token in zip(live.tolist(), tokens[live].tolist()):
+                responses[i].append(token)
             self.update(tokens, responses)
         return self.done

@@ -53,10 +53,11 @@ def lockstep(base: LoadedModel, rl: LoadedModel, prompts: list[list[int]], seeds
     tok = base.tokenizer
     stops = Stops(stop_ids(base.generation_config, tok) | stop_ids(rl.generation_config, rl.tokenizer),
                   stop_strings, tok)
-    cuts = [(lo, min(lo + rows, len(prompts))) for lo in range(0, len(prompts), rows)]
     if shares_decoding(base.model, rl.model) and prompts:
         most = memory_rows([base.model, rl.model], max(map(len, prompts)), params.max_new_tokens)
         cuts = pair_batches(list(zip(map(tuple, prompts), seeds)), rows, max(rows, most))
+    else:
+        cuts = [(lo, min(lo + rows, len(prompts))) for lo in range(0, len(prompts), rows)]
     return [out for lo, hi in cuts
             for out in cross_sample(base.model, rl.model, prompts[lo:hi], seeds[lo:hi], rules[lo:hi], params, stops,
                                     tok.pad_token_id, divergence_on)]
