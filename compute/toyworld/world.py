@@ -29,7 +29,7 @@ from compute.toyworld.tokenizer import build_tokenizer
 from compute.toyworld.train import grpo, new_model, rejection_sft, sft
 from compute.verifiers import toy_reward
 
-BUILDER_VERSION = "2"  # bump when training code changes what a config produces
+BUILDER_VERSION = "3"  # bump when training code changes what a config produces
 
 
 @dataclass(frozen=True)

@@ -22,3 +22,16 @@ def test_every_stage_prints_shiftlake_beside_its_reference(capsys):
     lockstep, rollout = (int(s[3].replace(",", "")) for s in steps)
     assert lockstep > rollout  # two models and the rule against one model
     assert re.search(r"where   paired 8x\(64\+64\): the two backbones take \d+% of the pass", out), out
+
+
+def test_the_toy_training_benchmark_times_padded_against_bucketed_steps(capsys):
+    from compute.toyworld import bench
+
+    bench.main(["--steps", "1", "--rounds", "1"])
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^(sft padded|sft buckets|grpo sampling|grpo update padded|grpo update buckets)\s+([\d.]+)",
+                           out, re.M))
+    assert len(rows) == 5 and all(float(v) > 0 for v in rows.values()), out
+    shares = dict(re.findall(r"^(sft padded|sft buckets)\s+[\d.]+\s+(\d+)%", out, re.M))
+    assert int(shares["sft buckets"]) < int(shares["sft padded"]), out  # the buckets cut the padding
+    assert re.search(r"SFT step: buckets [\d.]+x faster; GRPO update: [\d.]+x", out), out

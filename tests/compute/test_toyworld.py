@@ -4,10 +4,12 @@ import json
 import random
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from compute.toyworld.task import Noise, eval_problems, prompt_for, random_operands, sft_response, worked_solution
-from compute.toyworld.tokenizer import VOCAB, build_tokenizer
+from compute.toyworld.tokenizer import VOCAB, build_tokenizer, char_encoder
+from compute.toyworld.train import length_buckets, new_model, response_logprobs, response_loss
 from compute.toyworld.world import SMALL, WORLDS, build_world, named_config
 from compute.verifiers import judge_toy_addition
 from orchestration.app.cli import TOY_WORLDS
@@ -87,7 +89,7 @@ def test_the_emergent_worlds_sft_data_is_exact():
         assert judge_toy_addition(target, str(a + b)).correct
         direct += target.startswith("#")
     assert 900 < direct < 1100  # both strategies, about half each
-    assert named_config("default").digest() == "cacf2541a3e7" and SMALL.digest() == "63a70c9bde74"
+    assert named_config("default").digest() == "6ee2c7c8d739" and SMALL.digest() == "e3f4b649818b"
     assert len({w.digest() for w in WORLDS.values()}) == len(WORLDS)
     assert set(TOY_WORLDS) == set(WORLDS)  # the CLI's --world choices
     with pytest.raises(ValueError, match="emergent"):
@@ -109,3 +111,51 @@ def test_the_training_loops_character_encoder_is_the_tokenizers_encoding():
                  for t in (prompt_for(a, b, width), sft_response(a, b, rng, noise, width))]
         assert [encode(t) for t in texts] == [tok.encode(t, add_special_tokens=False) for t in texts]
     assert encode("?x") == tok.encode("?x", add_special_tokens=False)  # unknown characters: the pad id, as the tokenizer
+
+
+def test_length_buckets_cover_every_row_once_in_runs_of_sorted_lengths():
+    rng = random.Random(0)
+    lengths = [rng.choice([17, 18]) for _ in range(150)] + [rng.randrange(45, 53) for _ in range(100)]
+    rng.shuffle(lengths)
+    groups = length_buckets(lengths)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    spans = [(min(lengths[i] for i in g), max(lengths[i] for i in g)) for g in groups]
+    assert all(hi < lo for (_, hi), (lo, _) in zip(spans, spans[1:]))  # each group a run of the sorted lengths
+    assert len(groups) >= 2 and spans[0][1] <= 18 <= 45 <= spans[-1][0]  # the short answers apart from the long
+    padded = sum(len(g) * hi for g, (_, hi) in zip(groups, spans))
+    assert padded < 0.7 * len(lengths) * max(lengths)
+    assert length_buckets([30] * 64) == [list(range(64))]  # nothing to save: one pass
+    assert length_buckets([5, 6, 7, 8]) == [[0, 1, 2, 3]]  # a cut would cost more than the padding it saves
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_bucketed_loss_is_the_one_padded_batchs(weighted):
+    """response_loss (one pass per length bucket) equals the loss of one right-padded batch, gradients too, with
+    and without GRPO's advantages and a per-token hook that reads the logits."""
+    tok = build_tokenizer()
+    rng, encode = random.Random(3), char_encoder(tok)
+    pairs = [random_operands(rng, 4) for _ in range(40)]
+    prompts = [encode(prompt_for(a, b, 4)) for a, b in pairs]
+    responses = [encode(sft_response(a, b, rng, Noise(), 4)) for a, b in pairs]
+    assert len(length_buckets([len(p) + len(r) for p, r in zip(prompts, responses)])) >= 2
+    model = new_model(32, 2, 4, 64, seed=1)
+    advantages = torch.randn(40, generator=torch.Generator().manual_seed(0)) if weighted else None
+    hook = (lambda per_token, ids, attention, logits: per_token * logits.softmax(-1).amax(-1).detach()) if weighted \
+        else None
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    bucketed = response_loss(model, prompts, responses, tok.pad_token_id, advantages, hook)
+    g_bucketed = grads(bucketed)
+    logp, mask, inputs = response_logprobs(model, prompts, responses, tok.pad_token_id, with_inputs=True)
+    per_token = advantages.unsqueeze(1).expand_as(logp) if weighted else torch.ones_like(logp)
+    if weighted:
+        per_token = hook(per_token, *inputs)
+    one = -(logp * mask * per_token).sum() / mask.sum()
+    g_one = grads(one)
+    torch.testing.assert_close(bucketed, one, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g_bucketed, g_one):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
