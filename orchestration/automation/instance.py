@@ -95,9 +95,9 @@ def last_runs(instance: dg.DagsterInstance, keys: list[str]) -> dict[str, LastRu
     return out
 
 
-def run_record(instance: dg.DagsterInstance, partition: str):
-    """The record of the latest run of a partition (any job), or None."""
-    runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": partition}), limit=1)
+def run_record(instance: dg.DagsterInstance, partition: str, job_name: str | None = None):
+    """The record of the latest run of a partition (of `job_name`, else of any job), or None."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, tags={"dagster/partition": partition}), limit=1)
     return instance.get_run_record_by_id(runs[0].run_id) if runs else None
 
 

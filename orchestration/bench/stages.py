@@ -95,7 +95,7 @@ def bench_sensor(interval_s: int = 5) -> None:
                 done = wait_for(lambda: all(materialised_at(instance, a, keys[1]) for a in ANALYSED_BY)
                                 and max(materialised_at(instance, a, keys[1]) for a in ANALYSED_BY),
                                 timeout=900, what=f"the analysis of {keys[1]}")
-                record = run_record(instance, keys[1])
+                record = run_record(instance, keys[1], checkpoint_job.name)  # not a report run queued after it
                 after = materialisation_counts(instance, job_assets, keys[0])
         finally:
             stop_group(daemon)
