@@ -62,7 +62,8 @@ SMALL = WorldConfig(width=2, sft_steps=600, sft_batch=64, rl_steps=4, rl_prompts
                     checkpoint_every=2, max_new_tokens=24, eval_problems=8)
 """A world for tests, built in seconds: 2-digit addition, every part in the real layout. 600 SFT steps: after 300
 (loss 0.45) the base answered 5% right, and its 16 evaluation samples and the checkpoints' all scored 0, so the
-tests of accuracy gaps and gap_moved had nothing to compare (base 22%, RL 30% after 600)."""
+tests of accuracy gaps and gap_moved had nothing to compare (after 600: base 17%, RL 20%, 8 problems x 16 samples at
+temperature 1)."""
 
 EMERGENT = WorldConfig(noise=Noise(direct_guess=0.5, dropped_carry=0.0, dropped_final_carry=0.0))
 """A world whose base's mistakes are not planted: every SFT target is exact, half of them worked column by
