@@ -220,9 +220,9 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
     prefix: one state (both models' KV caches and next-token distributions) serves them all. A state's rows
     take one of its two candidate tokens each step (`SwitchRules.tokens`); where they take both, the state
     forks (`_next_states`: a copy of it appended), and states whose rows have all ended are dropped once they are
-    a quarter of those decoded. Every row still decodes exactly its own prompt, seed and rule; the toy world's
-    40k lockstep rows per checkpoint share 1.7k distinct responses. The host looks at every step, as a CPU loop
-    costs nothing to."""
+    a quarter of those decoded. Every row still decodes exactly its own prompt, seed and rule; the default toy
+    world's 40k lockstep rows per checkpoint share 2.0k-2.3k distinct responses. The host looks at every step, as a
+    CPU loop costs nothing to."""
     steps, rows = params.max_new_tokens, len(prompts)
     device = next(base.parameters()).device
     first: dict[tuple, int] = {}
