@@ -12,6 +12,8 @@ UV_PIN := uv==0.13.9
 FLOOR := .shiftlake/venv-floor/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
+# the suite runs on this many pytest-xdist workers, each taking whole modules, longest first (tests/conftest.py)
+TEST_WORKERS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install browser demo test ui bench clean s3-up s3-down pg-up pg-down
@@ -49,7 +51,7 @@ browser:
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 test: $(STAMP) $(FLOOR) browser
-	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q
+	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ui: $(RUNTIME)
 	$(VENV)/bin/shiftlake ui

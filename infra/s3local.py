@@ -167,7 +167,8 @@ def _launch(state: Path, identities: Path, ports: Ports) -> tuple[subprocess.Pop
     cmd = [weed_binary(), "server", f"-dir={state / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
            "-s3", f"-s3.port={p['s3']}", f"-s3.config={identities}", f"-master.port={p['master']}",
            f"-volume.port={p['volume']}", f"-filer.port={p['filer']}", "-master.volumeSizeLimitMB=256",
-           "-volume.max=20", f"-metricsPort={p['metrics']}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+           "-volume.max=20", f"-metricsPort={p['metrics']}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+           "-volume.preStopSeconds=0"]  # one node: no master to drain it from (weed waits 10 s by default)
     log_path = state / "weed.log"
     log_from = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:

@@ -4,6 +4,7 @@ from it through real Dagster runs (ephemeral instance, temporary lake folder).""
 from __future__ import annotations
 
 import dataclasses
+import os
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,10 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="session")
 def world_root(tmp_path_factory) -> Path:
+    """Where the session's toy worlds are built. Under pytest-xdist one folder for all workers (the first to want
+    a world builds it, the others wait on its build lock), so the small world is trained once per run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.getbasetemp().parent / "shiftlake-cache" / "toyworld"
     return tmp_path_factory.mktemp("shiftlake-cache") / "toyworld"
 
 
@@ -116,7 +121,8 @@ def materialise_all(settings: Settings, instance: dg.DagsterInstance) -> list[st
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real SeaweedFS S3 server on free ports for the session, its credentials in the environment
-    (as `make s3-up` prints them); stopped at the end (SIGTERM, SIGKILL after 30 s)."""
+    (as `make s3-up` prints them); stopped at the end (SIGTERM, then SIGKILL after 2 s: the session's data is
+    thrown away, and weed's filer waits 15 s for its own S3 gateway's subscription before it stops)."""
     from infra import s3local
 
     state = tmp_path_factory.mktemp("s3")
@@ -128,7 +134,7 @@ def s3_server(tmp_path_factory):
         try:
             yield server
         finally:
-            stop_group(server.process, timeout=30.0)
+            stop_group(server.process, timeout=2.0)
 
 
 @pytest.fixture(scope="session")
@@ -139,17 +145,45 @@ def small_ab(small_world, world_root) -> Path:
     return build_ab(SMALL, root=world_root, seeds=2, samples=2, log=lambda *_: None)
 
 
+@pytest.fixture(scope="session")
+def built_lakes() -> dict[str, tuple[str, list[str]]]:
+    """The `lake` fixture's lakes, built once per session and kept: pytest tears a parametrised session fixture
+    down whenever the next test wants the other parameter, which pytest-xdist's workers ask for module by module."""
+    return {}
+
+
 @pytest.fixture(scope="session", params=["local", "s3"])
-def lake(request, small_world, small_ab, tmp_path_factory) -> tuple[str, list[str]]:
+def lake(request, small_world, small_ab, tmp_path_factory, built_lakes) -> tuple[str, list[str]]:
     """(lake URL, checkpoint keys) of a lake holding every table of the small world, its A/B's training curves
     among them: once in a local folder, once on the live SeaweedFS S3 server (every test that reads it runs on
     both)."""
     if request.param == "s3":
         request.getfixturevalue("s3_server")
-        location = f"s3://shiftlake/test-{uuid.uuid4().hex[:8]}"
-    else:
-        location = tmp_path_factory.mktemp("lake")
-    settings = study_settings(small_world, location, ab_curves_url=str(small_ab))
-    with dg.DagsterInstance.ephemeral() as instance:
-        keys = materialise_all(settings, instance)
-    return settings.lake_url, keys
+    if request.param not in built_lakes:
+        if request.param == "s3":
+            location = f"s3://shiftlake/test-{uuid.uuid4().hex[:8]}"
+        else:
+            location = tmp_path_factory.mktemp("lake")
+        settings = study_settings(small_world, location, ab_curves_url=str(small_ab))
+        with dg.DagsterInstance.ephemeral() as instance:
+            keys = materialise_all(settings, instance)
+        built_lakes[request.param] = (settings.lake_url, keys)
+    return built_lakes[request.param]
+
+
+
+
+# Under pytest-xdist (`make test`: `-n 2 --dist loadscope --no-loadscope-reorder`) a worker takes whole modules, so
+# that a module's fixtures are built once. The longest modules (a minute or more each on 2 cores) are handed out
+# first, longest first, so that no worker is left running one of them alone at the end.
+LONGEST_FIRST = ["tests/cluster/test_ray.py", "tests/e2e/test_demo.py", "tests/s3/test_faults.py",
+                 "tests/e2e/test_live_demo.py", "tests/assets/test_bad_input.py", "tests/e2e/test_sensor_daemon.py",
+                 "tests/cluster/test_postgres.py", "tests/orchestration/test_staleness.py",
+                 "tests/assets/test_checks.py"]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters, which it keeps within a module
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

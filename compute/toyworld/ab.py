@@ -25,7 +25,7 @@ from compute.advantages import divergence, weighted_advantages
 from compute.sampling import SamplingParams, sample
 from compute.toyworld.tokenizer import build_tokenizer
 from compute.toyworld.train import grpo
-from compute.toyworld.world import WorldConfig, build_world, load_model, named_config, torch_threads
+from compute.toyworld.world import WorldConfig, build_world, building, load_model, named_config, torch_threads
 from compute.verifiers import toy_reward
 
 AB_VERSION = "1"  # bump when the harness changes what it produces
@@ -70,40 +70,43 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
     config = config or named_config()
     world = build_world(config, root, log)
     target = ab_curves(world, seeds, samples, kind, alpha, s).parent
-    if (target / "ab.json").exists():
-        log(f"toy A/B cached at {target}")
+    with building(target):
+        if (target / "ab.json").exists():
+            log(f"toy A/B cached at {target}")
+            return target / "curves.parquet"
+        problems = [json.loads(line) for line in (world / "problems.jsonl").read_text().splitlines()]
+        tokenizer = build_tokenizer()
+        frames, record = [], {"version": AB_VERSION, "seeds": seeds, "samples": samples, "kind": kind, "alpha": alpha,
+                              "s": s, "runs": []}
+        with torch_threads(config.threads):
+            base = load_model(world / "base").eval()
+            start = evaluate(base, tokenizer, problems, samples, config.max_new_tokens)
+            for seed in range(seeds):
+                for arm in ARMS:
+                    model, t0, curve = load_model(world / "base"), time.perf_counter(), {0: start}
+
+                    def score(step: int) -> None:
+                        curve[step] = evaluate(model, tokenizer, problems, samples, config.max_new_tokens)
+
+                    rewards = grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts,
+                                   config.rl_group, config.rl_lr, config.seed + 1 + 1000 * seed, config.max_new_tokens,
+                                   config.width, score, config.checkpoint_every,
+                                   weighting(base, kind, alpha, s) if arm != "grpo" else None)
+                    seconds = time.perf_counter() - t0
+                    accuracy = {step: sum(c) / (samples * len(problems)) for step, c in curve.items()}
+                    log(f"toy A/B {arm} seed {seed}: {seconds:.0f} s, accuracy "
+                        + " -> ".join(f"{accuracy[k]:.3f}" for k in sorted(accuracy)))
+                    record["runs"].append({"arm": arm, "seed": seed, "seconds": seconds, "rewards": rewards})
+                    frames += [pl.DataFrame({"arm": arm, "seed": seed, "step": step,
+                                             "dataset": [p["dataset"] for p in problems],
+                                             "problem_id": [p["problem_id"] for p in problems], "n": samples,
+                                             "correct": correct}) for step, correct in sorted(curve.items())]
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        pl.concat(frames).with_columns(pl.col("seed", "step", "n", "correct").cast(pl.Int32)).write_parquet(
+            staging / "curves.parquet")
+        (staging / "ab.json").write_text(json.dumps(record, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
         return target / "curves.parquet"
-    problems = [json.loads(line) for line in (world / "problems.jsonl").read_text().splitlines()]
-    tokenizer = build_tokenizer()
-    frames, record = [], {"version": AB_VERSION, "seeds": seeds, "samples": samples, "kind": kind, "alpha": alpha,
-                          "s": s, "runs": []}
-    with torch_threads(config.threads):
-        base = load_model(world / "base").eval()
-        start = evaluate(base, tokenizer, problems, samples, config.max_new_tokens)
-        for seed in range(seeds):
-            for arm in ARMS:
-                model, t0, curve = load_model(world / "base"), time.perf_counter(), {0: start}
-
-                def score(step: int) -> None:
-                    curve[step] = evaluate(model, tokenizer, problems, samples, config.max_new_tokens)
-
-                rewards = grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
-                               config.rl_lr, config.seed + 1 + 1000 * seed, config.max_new_tokens, config.width, score,
-                               config.checkpoint_every, weighting(base, kind, alpha, s) if arm != "grpo" else None)
-                seconds = time.perf_counter() - t0
-                accuracy = {step: sum(c) / (samples * len(problems)) for step, c in curve.items()}
-                log(f"toy A/B {arm} seed {seed}: {seconds:.0f} s, accuracy "
-                    + " -> ".join(f"{accuracy[k]:.3f}" for k in sorted(accuracy)))
-                record["runs"].append({"arm": arm, "seed": seed, "seconds": seconds, "rewards": rewards})
-                frames += [pl.DataFrame({"arm": arm, "seed": seed, "step": step, "dataset": [p["dataset"] for p in problems],
-                                         "problem_id": [p["problem_id"] for p in problems], "n": samples,
-                                         "correct": correct}) for step, correct in sorted(curve.items())]
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    pl.concat(frames).with_columns(pl.col("seed", "step", "n", "correct").cast(pl.Int32)).write_parquet(
-        staging / "curves.parquet")
-    (staging / "ab.json").write_text(json.dumps(record, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target / "curves.parquet"

@@ -12,6 +12,7 @@ Layout of a world folder, keyed by a hash of its config so a second build is a c
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -101,6 +102,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+@contextmanager
+def building(target: Path):
+    """Hold `target`'s build lock (`<target>.lock`, an flock) for the block: a second process that wants the same
+    world, SFT run or A/B waits for the first and then finds it cached, instead of training it again into the same
+    staging folder. The lock goes with the process, however it ends."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def load_model(folder: Path):
     """A toy model saved by `save_pretrained`, in float32 as it was trained."""
     from transformers import AutoModelForCausalLM
@@ -123,18 +135,19 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
     """Return the world folder for `config`, training it first unless a complete copy is cached."""
     config = config or named_config()
     target = world_dir(config, root)
-    if (target / "world.json").exists():
-        log(f"toy world {config.digest()} cached at {target}")
+    with building(target):
+        if (target / "world.json").exists():
+            log(f"toy world {config.digest()} cached at {target}")
+            return target
+        staging = target.with_name(target.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        with torch_threads(config.threads):
+            report = _train(config, staging, log)
+        (staging / "world.json").write_text(json.dumps(report, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
         return target
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    with torch_threads(config.threads):
-        report = _train(config, staging, log)
-    (staging / "world.json").write_text(json.dumps(report, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    return target
 
 
 def train_rl(config: WorldConfig, model, tokenizer, checkpoints: Path, log=lambda *_: None) -> list[float]:
@@ -156,25 +169,27 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
     config = config or named_config()
     world = build_world(config, root, log)
     target, record = world / "sft_checkpoints", world / "sft.json"
-    if record.exists() and json.loads(record.read_text()).get("version") == SFT_VERSION:
-        log(f"toy SFT run cached at {target}")
+    with building(target):
+        if record.exists() and json.loads(record.read_text()).get("version") == SFT_VERSION:
+            log(f"toy SFT run cached at {target}")
+            return target
+        staging = world / "sft_checkpoints.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        with torch_threads(config.threads):
+            model = load_model(world / "base")
+            teacher = load_model(world / "checkpoints" / f"checkpoint-{config.rl_steps}")
+            tokenizer = build_tokenizer()
+            t0 = time.perf_counter()
+            kept = rejection_sft(model, teacher, tokenizer, toy_reward, config.rl_steps, config.rl_prompts,
+                                 config.rl_group, config.rl_lr, config.seed + 3, config.max_new_tokens, config.width,
+                                 checkpoint_saver(model, tokenizer, staging), 2 * config.checkpoint_every)
+        seconds = time.perf_counter() - t0
+        log(f"toy SFT run: {config.rl_steps} steps on the RL policy's correct samples in {seconds:.0f} s "
+            f"({sum(kept) / len(kept):.0%} of the samples correct and kept)")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        record.write_text(json.dumps({"version": SFT_VERSION, "seconds": seconds, "kept_share": kept}, indent=2))
         return target
-    staging = world / "sft_checkpoints.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    with torch_threads(config.threads):
-        model, teacher = load_model(world / "base"), load_model(world / "checkpoints" / f"checkpoint-{config.rl_steps}")
-        tokenizer = build_tokenizer()
-        t0 = time.perf_counter()
-        kept = rejection_sft(model, teacher, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group,
-                             config.rl_lr, config.seed + 3, config.max_new_tokens, config.width,
-                             checkpoint_saver(model, tokenizer, staging), 2 * config.checkpoint_every)
-    seconds = time.perf_counter() - t0
-    log(f"toy SFT run: {config.rl_steps} steps on the RL policy's correct samples in {seconds:.0f} s "
-        f"({sum(kept) / len(kept):.0%} of the samples correct and kept)")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
-    record.write_text(json.dumps({"version": SFT_VERSION, "seconds": seconds, "kept_share": kept}, indent=2))
-    return target
 
 
 def _train(config: WorldConfig, out: Path, log) -> dict:

@@ -2,6 +2,8 @@
 
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from compute.toyworld.task import Noise, eval_problems, prompt_for, random_operands, sft_response, worked_solution
 from compute.toyworld.tokenizer import VOCAB, build_tokenizer, char_encoder
 from compute.toyworld.train import length_buckets, new_model, response_logprobs, response_loss
-from compute.toyworld.world import SMALL, WORLDS, build_world, named_config
+from compute.toyworld.world import SMALL, WORLDS, build_world, named_config, world_dir
 from compute.verifiers import judge_toy_addition
 from orchestration.app.cli import TOY_WORLDS
 
@@ -75,6 +77,36 @@ def test_world_is_cached_by_config_hash(small_world, world_root):
     assert report["digest"] == SMALL.digest() == small_world.name
     steps = sorted(int(p.name.split("-")[1]) for p in (small_world / "checkpoints").iterdir())
     assert steps == [2, 4]
+
+
+HOLD_THE_BUILD = """
+import shutil, sys, time
+from pathlib import Path
+from compute.toyworld.world import building
+target = Path(sys.argv[2])
+with building(target):
+    print("building", flush=True)
+    time.sleep(2)
+    shutil.copytree(sys.argv[1], target)
+"""
+
+
+def test_a_second_builder_waits_for_the_first_and_finds_the_world_cached(small_world, tmp_path):
+    """Two processes asking for the same world (two demos, or two test workers): the second waits on the build
+    lock while the first builds, then returns the first's world without training it again."""
+    target = world_dir(SMALL, tmp_path)
+    first = subprocess.Popen([sys.executable, "-c", HOLD_THE_BUILD, str(small_world), str(target)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "building"
+        said = []
+        assert build_world(SMALL, root=tmp_path, log=said.append) == target
+        assert first.wait(timeout=60) == 0
+        assert said == [f"toy world {SMALL.digest()} cached at {target}"]
+        assert not target.with_name(target.name + ".partial").exists()
+    finally:
+        first.kill()
+        first.wait()
 
 
 def test_the_emergent_worlds_sft_data_is_exact():
