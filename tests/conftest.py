@@ -171,8 +171,6 @@ def lake(request, small_world, small_ab, tmp_path_factory, built_lakes) -> tuple
     return built_lakes[request.param]
 
 
-
-
 # Under pytest-xdist (`make test`: `-n 2 --dist loadscope --no-loadscope-reorder`) a worker takes whole modules, so
 # that a module's fixtures are built once. The longest modules (a minute or more each on 2 cores) are handed out
 # first, longest first, so that no worker is left running one of them alone at the end.

@@ -70,7 +70,7 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
     config = config or named_config()
     world = build_world(config, root, log)
     target = ab_curves(world, seeds, samples, kind, alpha, s).parent
-    with building(target):
+    with building(target, log):
         if (target / "ab.json").exists():
             log(f"toy A/B cached at {target}")
             return target / "curves.parquet"

@@ -103,13 +103,17 @@ def torch_threads(n: int):
 
 
 @contextmanager
-def building(target: Path):
+def building(target: Path, log=lambda *_: None):
     """Hold `target`'s build lock (`<target>.lock`, an flock) for the block: a second process that wants the same
-    world, SFT run or A/B waits for the first and then finds it cached, instead of training it again into the same
-    staging folder. The lock goes with the process, however it ends."""
+    world, SFT run or A/B says that it waits, waits for the first and then finds it cached, instead of training it
+    again into the same staging folder. The lock goes with the process, however it ends."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_name(target.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another process that is building {target}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
@@ -135,7 +139,7 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
     """Return the world folder for `config`, training it first unless a complete copy is cached."""
     config = config or named_config()
     target = world_dir(config, root)
-    with building(target):
+    with building(target, log):
         if (target / "world.json").exists():
             log(f"toy world {config.digest()} cached at {target}")
             return target
@@ -169,7 +173,7 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
     config = config or named_config()
     world = build_world(config, root, log)
     target, record = world / "sft_checkpoints", world / "sft.json"
-    with building(target):
+    with building(target, log):
         if record.exists() and json.loads(record.read_text()).get("version") == SFT_VERSION:
             log(f"toy SFT run cached at {target}")
             return target

@@ -92,8 +92,8 @@ with building(target):
 
 
 def test_a_second_builder_waits_for_the_first_and_finds_the_world_cached(small_world, tmp_path):
-    """Two processes asking for the same world (two demos, or two test workers): the second waits on the build
-    lock while the first builds, then returns the first's world without training it again."""
+    """Two processes asking for the same world (two demos, or two test workers): the second says that it waits on
+    the build lock while the first builds, then returns the first's world without training it again."""
     target = world_dir(SMALL, tmp_path)
     first = subprocess.Popen([sys.executable, "-c", HOLD_THE_BUILD, str(small_world), str(target)],
                              stdout=subprocess.PIPE, text=True)
@@ -102,7 +102,8 @@ def test_a_second_builder_waits_for_the_first_and_finds_the_world_cached(small_w
         said = []
         assert build_world(SMALL, root=tmp_path, log=said.append) == target
         assert first.wait(timeout=60) == 0
-        assert said == [f"toy world {SMALL.digest()} cached at {target}"]
+        assert said == [f"waiting for another process that is building {target}",
+                        f"toy world {SMALL.digest()} cached at {target}"]
         assert not target.with_name(target.name + ".partial").exists()
     finally:
         first.kill()
