@@ -21,9 +21,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: $(STAMP) $(FLOOR)
 
 # pip puts in torch, pinned to the CPU build this machine carries on disk, and uv; uv installs the rest, keeping
-# that torch (it resolves and downloads in parallel: about 15 s where pip took 2-3 minutes here). No bytecode is
-# compiled at install: what is imported compiles on first use. The demo and the UI need the project alone; the
-# tests add its dev extras.
+# that torch (it resolves and downloads in parallel: about 15 s where pip took 2-3 minutes here). The demo and the
+# UI need the project alone, installed without bytecode: what is imported compiles on first use. The tests add its
+# dev extras, and compile the environment's bytecode: where PYTHONDONTWRITEBYTECODE is set (as on this project's
+# machines) Python caches nothing it compiles, and each of the suite's processes (Dagster runs, code servers,
+# daemons, Ray workers) compiled dagster, torch and transformers again: a failing `shiftlake demo` spent 31 s of CPU,
+# 14 s with the bytecode there.
 $(RUNTIME): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --no-compile $(TORCH) $(UV_PIN)
@@ -31,13 +34,13 @@ $(RUNTIME): pyproject.toml
 	touch $@
 
 $(STAMP): $(RUNTIME)
-	$(UV) pip install -q --python $(PY) $(TORCH) -e '.[dev]'
+	$(UV) pip install -q --compile-bytecode --python $(PY) $(TORCH) -e '.[dev]'
 	touch $@
 
 $(FLOOR): pyproject.toml $(RUNTIME)
 	test -x $(dir $(FLOOR))bin/python || python3 -m venv $(dir $(FLOOR))
 	$(dir $(FLOOR))bin/pip install -q --no-compile $(TORCH)
-	$(UV) pip install -q --python $(dir $(FLOOR))bin/python $(TORCH) \
+	$(UV) pip install -q --compile-bytecode --python $(dir $(FLOOR))bin/python $(TORCH) \
 	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)" \
 	  $(foreach p,duckdb polars pyarrow,"$(p)==$$(sed -n 's/.*"$(p)>=\([0-9.]*\).*/\1/p' pyproject.toml)")
 	touch $@
@@ -51,6 +54,7 @@ browser:
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 test: $(STAMP) $(FLOOR) browser
+	$(PY) -m compileall -q -j 0 compute assets orchestration infra tests
 	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ui: $(RUNTIME)

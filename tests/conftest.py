@@ -16,7 +16,14 @@ from compute.settings import Settings
 from compute.processes import stop_group
 from compute.toyworld.world import SMALL, build_world
 
-torch.set_num_threads(2)
+# torch on 2 threads, or fewer where pytest-xdist's workers share the cores: with two workers on 2 cores, each running
+# torch on 2 threads, a toy model's lockstep decoding took 3x the time it takes on one thread, and its CPU doubled.
+# The workers' child processes (Dagster runs, daemons, the CLI) get the same count through OMP_NUM_THREADS.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+if WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
+torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -130,4 +130,4 @@ def test_fixtures_keep_their_bytes():
     """git must not normalise them (see the .gitattributes beside them), or the BOM and CRLF rows test nothing."""
     assert (FIXTURES / "competition_math.jsonl").read_bytes().startswith(b"\xef\xbb\xbf")
     assert b"\r\n\r\n" in (FIXTURES / "gsm8k.jsonl").read_bytes()
-    assert max(p.stat().st_size for p in FIXTURES.iterdir() if p.suffix != ".py") < 2048
+    assert max(p.stat().st_size for p in FIXTURES.iterdir() if p.is_file() and p.suffix != ".py") < 2048
