@@ -16,9 +16,9 @@ from compute.settings import Settings
 from compute.processes import stop_group
 from compute.toyworld.world import SMALL, build_world
 
-# torch on 2 threads, or fewer where pytest-xdist's workers share the cores: with two workers on 2 cores, each running
-# torch on 2 threads, a toy model's lockstep decoding took 3x the time it takes on one thread, and its CPU doubled.
-# The workers' child processes (Dagster runs, daemons, the CLI) get the same count through OMP_NUM_THREADS.
+# torch on 2 threads, or fewer where pytest-xdist's workers share the cores: on 2 cores, beside another busy process,
+# the small world's lockstep decoding took 8.8 s on 2 threads and 2.9 s on one (alone: 3.1 s and 2.9 s). The
+# workers' child processes (Dagster runs, daemons, the CLI) get the same count through OMP_NUM_THREADS.
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
 if WORKERS > 1:
