@@ -58,6 +58,7 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
+# the project's own modules compiled too (a second or so), for the same reason as the environment's
 test: $(STAMP) $(FLOOR) browser
 	$(PY) -m compileall -q -j 0 compute assets orchestration infra tests
 	SHIFTLAKE_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
