@@ -1,5 +1,6 @@
-"""How much fits: a model's weights against the device's free memory (before loading anything), and how many rows
-to decode at once (from the free memory on a GPU, from the model's size on a CPU).
+"""How much fits: a model's weights against the device's free memory (before loading anything), how many rows
+to decode at once (from the free memory on a GPU, from the model's size on a CPU), and how many torch threads a
+process takes when several share the machine's cores.
 
 Knows nothing about tables or the lake.
 """
@@ -98,3 +99,19 @@ def memory_rows(models: list, width: int, new_tokens: int, headroom: float = 0.6
     per_row = sum(kv_bytes_per_position(m) * (width + new_tokens) + VOCAB_TEMPORARIES * 4 * m.config.vocab_size
                   for m in models)
     return int(headroom * free_bytes(next(models[0].parameters()).device) // per_row)
+
+
+_DEFAULT_THREADS: list[int] = []  # torch's intra-op threads when this process first shared them out
+
+
+def share_threads(concurrent: int, threads: int = 0) -> int:
+    """Torch's intra-op threads for a process that runs beside up to `concurrent - 1` others of its kind (a run
+    queue's runs): `threads` where given (> 0); otherwise torch's own default (the cores, or OMP_NUM_THREADS) split
+    `concurrent` ways, at least 1. Several processes each on every core slow each other several-fold (two toy
+    cross-sampling processes on 2 cores: 18 s each on 2 threads, 3.4 s on 1). `concurrent` <= 1 or unknown (0)
+    gives the default back. Sets the share and returns it."""
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(torch.get_num_threads())
+    share = threads if threads > 0 else max(1, _DEFAULT_THREADS[0] // max(1, concurrent))
+    torch.set_num_threads(share)
+    return share

@@ -19,7 +19,7 @@ from pydantic import PrivateAttr
 
 from compute.listing import listing_fingerprint
 from compute.models import LoadedModel, load_handle, load_model
-from compute.settings import Settings, from_env
+from compute.settings import Settings, env_name, from_env
 from compute.shards import LOCAL, Pool
 
 # not run settings: the lake is the IO manager's (`wiring.io_manager`); the sensor's interval and the schedule's
@@ -37,6 +37,7 @@ class _Study(dg.ConfigurableResource):
         return dataclasses.replace(from_env(), **given)
 
     _cluster: tuple | None = PrivateAttr(default=None)  # (dagster-ray resource, compute.raypool.RayPool)
+    _shared: bool = PrivateAttr(default=False)  # torch's threads were shared out for this run
 
     def model(self, path: str) -> LoadedModel:
         return _cached_model(path, _folder_stamp(path))
@@ -74,7 +75,28 @@ class _Study(dg.ConfigurableResource):
         pool = self._cluster[1]
         return Workers(pool, lambda path: _cached_handle(path, _folder_stamp(path)), (pool.lost, len(pool.served)))
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Torch in this run's process takes its share of the cores: the run queue may run several runs at once,
+        and runs that each take every core slow each other several-fold (`compute.sizing.share_threads`)."""
+        try:
+            threads = self.settings().torch_threads
+        except ValueError:
+            return  # a bad setting: the steps that read the settings say so, in one message
+        concurrent = _concurrent_runs(context.instance)
+        if concurrent > 1 or threads > 0:
+            from compute.sizing import share_threads  # torch: not at the code location's import
+
+            share, self._shared = share_threads(concurrent, threads), True
+            why = (f"{env_name('torch_threads')}={threads}" if threads > 0 else
+                   f"the cores shared among the {concurrent} runs the run queue runs at once")
+            context.log.info(f"torch threads in this run: {share} ({why})")
+
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._shared:  # the process's default again: an in-process run leaves its process as it was
+            from compute.sizing import share_threads
+
+            share_threads(1)
+            self._shared = False
         if self._cluster is not None:
             ray, pool = self._cluster
             self._cluster = None
@@ -86,6 +108,13 @@ class _Study(dg.ConfigurableResource):
     @classmethod
     def from_settings(cls, settings: Settings) -> _Study:
         return cls(**{k: getattr(settings, k) for k in cls.model_fields})
+
+
+def _concurrent_runs(instance) -> int:
+    """How many runs the instance's run queue runs at once: 0 where unknown or unbounded (no queue, a resource
+    built outside a run, max_concurrent_runs -1)."""
+    queue = getattr(getattr(instance, "run_coordinator", None), "get_run_queue_config", None)
+    return max(0, queue().max_concurrent_runs) if queue else 0
 
 
 def _check_answers(address: str, timeout: float = 10.0) -> None:

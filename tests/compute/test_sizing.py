@@ -74,3 +74,15 @@ def test_memory_rows_fit_every_models_kv_and_vocabulary_work_in_the_headroom(mon
                    + sizing.VOCAB_TEMPORARIES * 4 * model.config.vocab_size)
     monkeypatch.setattr(sizing, "free_bytes", lambda device: 1000 * per_row)
     assert sizing.memory_rows([model, model], 11, 48, headroom=0.5) == 500
+
+
+def test_a_process_takes_its_share_of_torchs_threads(monkeypatch):
+    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        assert [sizing.share_threads(n) for n in (2, 3, 16, 0, 1)] == [4, 2, 1, 8, 8]
+        assert sizing.share_threads(4, threads=3) == 3 == torch.get_num_threads()
+        assert sizing.share_threads(1) == 8 == torch.get_num_threads()  # the default it first found
+    finally:
+        torch.set_num_threads(before)

@@ -45,3 +45,36 @@ def test_the_instance_follows_dagster_pg_url_and_keeps_ones_own(tmp_path, monkey
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@127.0.0.1:1/dagster")
     ensure_dagster_home()
     assert config.read_text() == "telemetry:\n  enabled: false\n"
+
+
+@pytest.mark.parametrize("queued, setting, inside", [(1, "", 4), (2, "", 2), (3, "", 1), (4, "3", 3)])
+def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, setting, inside, monkeypatch):
+    import torch
+
+    from compute import sizing
+
+    seen = []
+
+    @dg.op
+    def threads(study: StudyResource):
+        seen.append(torch.get_num_threads())
+
+    @dg.job
+    def job():
+        threads()
+
+    monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", setting)
+    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])  # as if torch's default were 4 threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": queued}}) as instance:
+            result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
+            said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert result.success and seen == [inside] and after == 4
+    why = ("SHIFTLAKE_TORCH_THREADS=3" if setting
+           else f"the cores shared among the {queued} runs the run queue runs at once")
+    assert said == ([] if inside == 4 else [f"torch threads in this run: {inside} ({why})"])
