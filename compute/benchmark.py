@@ -8,15 +8,20 @@ paired    tokens/s of `compute.paired.paired_metrics` (every token_shifts column
 cross     tokens/s of lockstep cross-sampling (`compute.cross_sampling.cross_sample`, a mixed rule grid) at B=64
           and at the batch size `compute.sizing.rows_per_batch` chooses, with and without the CUDA graph
 rollouts  tokens/s of `compute.sampling.sample` against HF `generate` (same rows, seeds aside, same length)
+compiled  lockstep and rollouts at B=64 and the chosen batch size with each model's decode step under torch.compile
+          (`decoders.compiled_model`, inside the CUDA graph), beside the same loops uncompiled, and the compile time;
+          on a GPU only by default (an inductor compile per shape takes minutes on a CPU)
 where     where the time goes (`compute.profiling`): the device's copy bandwidth; one lockstep step and one rollout step
           at B=64, beside the time to read weights and KV once: with the CUDA graph its wall time, without it also
           its kernel time, kernel count and heaviest kernels (the rollout's eager step is the one the graph
           captures; the lockstep's is the shared path's); the paired pass's share spent in the two backbones
 
-Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,where,
+Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,where,compiled,
 --new N (new tokens per row), --prompt N, --memory-gib G (cap the GPU at G GiB, e.g. 79 to show a 7B pair on an
 80 GB card on a bigger one), --no-eager (no lockstep run without the CUDA graph). Every row runs its full length:
-shiftlake's loops get no stop ids and `generate` a minimum length.
+shiftlake's loops get no stop ids and `generate` a minimum length. The default --only adds compiled on a GPU.
+Kept whole although over 250 lines: one program, run by name on a bare image, whose stages share the random pair,
+the rule grid and the timing; each stage is one function.
 """
 
 from __future__ import annotations
@@ -160,6 +165,26 @@ def bench_rollouts(model, rows: list[int], prompt_len: int, new: int, vocab: int
               flush=True)
 
 
+def bench_compiled(base, rl, rows: list[int], prompt_len: int, new: int, vocab: int) -> None:
+    """Each loop with its models' decode steps compiled beside the same loop uncompiled, in one run: the first
+    compiled call (same shapes: the static KV buffers' length is prompt + new) compiles, the second is timed."""
+    params = SamplingParams(max_new_tokens=new)
+    for b in rows:
+        prompts, seeds, rules = random_ids(b, prompt_len, vocab, 3), list(range(b)), grid(b)
+        loops = {"cross  ": lambda compile: cross_sample(base, rl, prompts, seeds, rules, params, NO_STOPS, PAD,
+                                                         compile=compile),
+                 "rollout": lambda compile: sample(base, prompts, seeds, params, NO_STOPS, PAD, compile=compile)}
+        for name, run in loops.items():
+            run(False)
+            out, t_plain, _ = timed(lambda: run(False))
+            _, t_compile, _ = timed(lambda: run(True))
+            out, t, peak = timed(lambda: run(True))
+            tokens = sum(len(o.response_ids) for o in out)
+            print(f"{name} B={b} prompt {prompt_len} + {new} new, compiled steps: {tokens / t:,.0f} tok/s (peak "
+                  f"{peak:.1f} GiB; first call with the compile {t_compile:.0f} s); uncompiled {tokens / t_plain:,.0f} "
+                  f"tok/s; ratio {t_plain / t:.2f}x", flush=True)
+
+
 @torch.inference_mode()
 def backbones(base, rl, prompts, responses) -> None:
     """The part of `paired_metrics` before the vocabulary: both backbones over the same passes."""
@@ -201,7 +226,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--model", choices=sorted(SHAPES), default="1.5b" if device.type == "cuda" else "tiny")
-    ap.add_argument("--only", default="paired,cross,rollouts,where")
+    ap.add_argument("--only", default="paired,cross,rollouts,where" + (",compiled" if device.type == "cuda" else ""))
     ap.add_argument("--prompt", type=int, default=256)
     ap.add_argument("--new", type=int, default=512 if device.type == "cuda" else 32)
     ap.add_argument("--memory-gib", type=float, default=None)
@@ -233,6 +258,7 @@ def main(argv=None) -> None:
                                            args.prompt, args.new, vocab),
         "where": lambda: bench_where(base, rl, 64, args.prompt, (4, 12) if small else (16, 80),
                                      (8, 64, 64) if small else (64, 256, 512), vocab),
+        "compiled": lambda: bench_compiled(base, rl, sorted({64, chosen}), args.prompt, args.new, vocab),
     }
     for name, run in stages.items():
         if name in only:

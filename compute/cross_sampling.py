@@ -156,7 +156,7 @@ class SwitchRules:
 def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[SwitchRule],
                  params: SamplingParams, stops: Stops | int | Iterable[int], pad_id: int,
                  divergence_on: str = "full", decoder=None, graph: bool | None = None,
-                 check_every: int | None = None) -> list[CrossSampled]:
+                 check_every: int | None = None, compile: bool = False) -> list[CrossSampled]:
     """One lockstep response per row: row i decodes `prompts[i]` under `rules[i]` from `seeds[i]`.
 
     A response ends as `sampling.sample`'s do: at a stop id or stop string of `stops` (the token that ended
@@ -164,18 +164,19 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     overrides the incremental decoder class (tests pass a re-encoding reference); `graph` and `check_every` as in
     `sampling.sample`: the whole lockstep step (both models, the rule, the draw) is one CUDA graph on a GPU.
     Where the step is not captured and both models take `decoders.StaticDecoder`, rows that share a prompt and a
-    seed share their decoding until their tokens differ (`_shared`).
+    seed share their decoding until their tokens differ (`_shared`). `compile` runs both models' decode steps
+    compiled (`decoders.compiled_model`), one row per decoding state.
     """
     if divergence_on not in DIVERGENCE_ON:
         raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
     if not len(prompts) == len(seeds) == len(rules):
         raise ValueError("prompts, seeds and rules must have one entry per row")
     device = next(base.parameters()).device
-    if decoder is None and shares_decoding(base, rl, graph):
+    if decoder is None and not compile and shares_decoding(base, rl, graph):
         return _shared(base, rl, prompts, seeds, rules, params, stops, pad_id, divergence_on)
     steps = params.max_new_tokens
-    dec_base = decoder_for(base, prompts, pad_id, steps, decoder)
-    dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder)
+    dec_base = decoder_for(base, prompts, pad_id, steps, decoder, compile)
+    dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder, compile)
     switch_rules = SwitchRules(rules, device)
     rng = RowGenerators(seeds, steps, device)
     coin = _coins(seeds, rules, steps, device)

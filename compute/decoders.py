@@ -6,7 +6,9 @@ encodes each distinct prompt once and copies its keys and values to every row th
 shapes, so a CUDA graph can capture it (`loop.Loop`). `Decoder` grows a `DynamicCache`, for models the static one
 cannot drive (sliding-window attention); `decoder_for` picks one. Both guard the cache: a model that does not extend
 it, or a first step that differs from re-encoding the prefix, raises `KVCacheError` instead of decoding without the
-prefix. Also the padding helpers (`left_pad`, `right_pad`). Knows nothing about sampling, tables or the lake.
+prefix. A static decoder's steps can run under torch.compile (`compiled_model`: fewer, fused kernels per step),
+for `compute.benchmark` to weigh; each shape compiles once. Also the padding helpers (`left_pad`, `right_pad`).
+Knows nothing about sampling, tables or the lake.
 Kept whole although over 250 lines: `StaticDecoder` subclasses `Decoder` and shares its guards (`KVCacheError`,
 `_VERIFIED`, the re-encode check), and its cache class and attention hook exist only for it: a split would scatter
 one mechanism.
@@ -147,7 +149,8 @@ class _StaticKV(DynamicCache):
             self.buffers[layer_idx] = tuple(
                 t.new_zeros((rows, t.shape[1], length, t.shape[-1])) for t in (key_states, value_states))
         keys, values = self.buffers[layer_idx]
-        keys, values = keys[self.rows], values[self.rows]
+        if self.rows != slice(None):  # the prefill's chunks; decode steps write every row of the buffers
+            keys, values = keys[self.rows], values[self.rows]
         keys.index_copy_(2, self.at, key_states)
         values.index_copy_(2, self.at, value_states)
         if self.counting:  # off once the decoder's guards have run: a captured step has no Python side effect
@@ -190,8 +193,8 @@ class StaticDecoder(Decoder):
     host, so a CUDA graph can capture it (`loop.Loop`). The same guards as `Decoder`: a forward that wrote nothing
     into the cache, or a first step that differs from re-encoding the prefix, raises `KVCacheError`."""
 
-    def __init__(self, model, prompts: list[list[int]], pad_id: int, new_tokens: int):
-        self.model = model
+    def __init__(self, model, prompts: list[list[int]], pad_id: int, new_tokens: int, compile: bool = False):
+        self.model, self.compiled = model, compiled_model(model) if compile else None
         device = next(model.parameters()).device
         self.ids, self.mask = left_pad(prompts, pad_id, device)
         rows, width = self.ids.shape
@@ -218,6 +221,8 @@ class StaticDecoder(Decoder):
         self.cache.at, writes = at, self.cache.writes
         extra = {"cache_position": at} if self.cache_position else {}
         model = self.model.get_decoder() if hidden else self.model
+        if self.compiled is not None and ids.shape[1] == 1 and not self.cache.counting:
+            model = self.compiled  # a decode step after the guards: one fixed shape, compiled once per batch size
         config = self.model.config
         stock = getattr(config, "_attn_implementation_internal", None)
         if stock == "sdpa" and ids.shape[1] == 1:  # one token per row: the cache read once per key/value head
@@ -320,8 +325,9 @@ class StaticDecoder(Decoder):
             self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
         self.valid.index_fill_(1, self.slot, True)
         self.positions += 1
-        # attention reads the positions written so far, except in a CUDA graph, where every step reads them all
-        visible = self.length if self.valid.is_cuda else self.cache.seen + 1
+        # attention reads the positions written so far, except in a CUDA graph or a compiled step, where every step
+        # reads them all (one shape)
+        visible = self.length if self.valid.is_cuda or self.compiled is not None else self.cache.seen + 1
         self.cache.visible = visible
         mask = self._additive(self.valid[:, :visible])[:, None, None, :]
         logits = self._forward(ids, mask, self.positions, self.slot)
@@ -333,14 +339,33 @@ class StaticDecoder(Decoder):
         return logits
 
 
-def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, decoder=None):
+def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, decoder=None,
+                compile: bool = False):
     """The decoder of `model` for a batch: `StaticDecoder` where the model allows it, else `Decoder`; `decoder`, a
-    class with `Decoder`'s constructor (tests pass a re-encoding reference), overrides the choice."""
+    class with `Decoder`'s constructor (tests pass a re-encoding reference), overrides the choice. `compile`: the
+    static decoder's steps run `compiled_model(model)`; a model it cannot drive raises ValueError."""
     if decoder is not None:
         return decoder(model, prompts, pad_id)
     if static_decoding(model):
-        return StaticDecoder(model, prompts, pad_id, new_tokens)
+        return StaticDecoder(model, prompts, pad_id, new_tokens, compile)
+    if compile:
+        raise ValueError(f"compiled decoding needs a model StaticDecoder drives (full attention, sdpa or eager): "
+                         f"{type(model).__name__} has sliding windows or attention {model.config._attn_implementation!r}")
     return Decoder(model, prompts, pad_id)
+
+
+_COMPILED = weakref.WeakKeyDictionary()
+COMPILE_BACKEND = "inductor"  # tests of the code around it may pick a faster one
+
+
+def compiled_model(model):
+    """`model` under `torch.compile` (whole graph, static shapes), one per model and process: its decode step, cache
+    writes and attention included, in fewer, fused kernels, which the loop's CUDA graph captures as they are (no
+    CUDA graphs of its own). Each shape (rows, prompt width + new tokens) compiles once: a study whose batches
+    differ in shape would need them bucketed first."""
+    if model not in _COMPILED:
+        _COMPILED[model] = torch.compile(model, backend=COMPILE_BACKEND, fullgraph=True, dynamic=False)
+    return _COMPILED[model]
 
 
 def _dynamic_rope(config) -> bool:

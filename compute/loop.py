@@ -46,7 +46,8 @@ class Loop:
         rows."""
         graph = capturable(decoders, self.at.device, graph)
         check_every = check_every or (16 if self.at.device.type == "cuda" else CPU_CHECK_EVERY)
-        keep = keep if all(hasattr(d, "keep") for d in decoders) else None
+        # a compiled step keeps one shape: no rows are dropped
+        keep = keep if all(hasattr(d, "keep") and getattr(d, "compiled", None) is None for d in decoders) else None
         captured, fed = None, 0
         for i in range(self.steps):
             if graph and i >= WARM_STEPS:

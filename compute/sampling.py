@@ -80,16 +80,17 @@ class RowGenerators:
 @torch.inference_mode()
 def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingParams,
            stops: Stops | int | Iterable[int], pad_id: int, decoder=None, graph: bool | None = None,
-           check_every: int | None = None) -> list[Sampled]:
+           check_every: int | None = None, compile: bool = False) -> list[Sampled]:
     """Sample one response per prompt; row i is reproducible from (model, prompts[i], seeds[i], params, stops).
 
     A response ends at any stop id or stop string of `stops` (`compute.prompts.Stops`; an id or ids alone are
     accepted), the token that ended it included, or after `params.max_new_tokens`. The loop stays on the device
     (`loop.Loop`): ends are looked at every `check_every` steps (default: 16 on CUDA, 4 on CPU); `graph` asks for a
-    CUDA graph (None: wherever possible).
+    CUDA graph (None: wherever possible); `compile` runs the model's decode step compiled
+    (`decoders.compiled_model`).
     """
     steps = params.max_new_tokens
-    dec = decoder_for(model, prompts, pad_id, steps, decoder)
+    dec = decoder_for(model, prompts, pad_id, steps, decoder, compile)
     device = dec.ids.device
     rng = RowGenerators(seeds, steps, device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long})

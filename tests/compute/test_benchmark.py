@@ -35,3 +35,15 @@ def test_the_toy_training_benchmark_times_padded_against_bucketed_steps(capsys):
     shares = dict(re.findall(r"^(sft padded|sft buckets)\s+[\d.]+\s+(\d+)%", out, re.M))
     assert int(shares["sft buckets"]) < int(shares["sft padded"]), out  # the buckets cut the padding
     assert re.search(r"SFT step: buckets [\d.]+x faster; GRPO update: [\d.]+x", out), out
+
+
+def test_the_compiled_stage_prints_both_loops_compiled_beside_uncompiled(capsys, monkeypatch):
+    from compute import decoders
+
+    monkeypatch.setattr(decoders, "COMPILE_BACKEND", "aot_eager")  # the stage's code, without inductor's minutes
+    benchmark.main(["--model", "tiny", "--prompt", "8", "--new", "4", "--only", "compiled"])
+    out = capsys.readouterr().out
+    assert "FAILED" not in out, out
+    rows = re.findall(r"^(cross  |rollout) B=(\d+) prompt 8 \+ 4 new, compiled steps: [\d,]+ tok/s .* first call with "
+                      r"the compile \d+ s\); uncompiled [\d,]+ tok/s; ratio [\d.]+x$", out, re.M)
+    assert [name.strip() for name, _ in rows] == ["cross", "rollout"] * 2, out  # B=64 and the chosen batch size

@@ -169,3 +169,42 @@ def test_static_and_dynamic_cache_decoding_give_the_same_tokens():
     dynamic = sample(model, prompts, seeds, params, EOS, PAD, decoder=Decoder)
     assert [(r.response_ids, r.finish_reason) for r in static] == [(r.response_ids, r.finish_reason) for r in dynamic]
     assert {r.finish_reason for r in static} == {"eos", "length"}  # rows ended early and were dropped
+
+
+def test_compiled_decode_steps_give_the_eager_tokens():
+    """`compile=True` runs each decode step through torch.compile (inductor, the whole model in one graph, the KV
+    buffers written in place): in float32 the same tokens and switches as the eager steps, for rollouts and for
+    lockstep, with grouped key/value heads (the grouped decode attention inside the graph)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from compute import decoders
+    from compute.cross_sampling import SwitchRule, cross_sample
+
+    models = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        config = Qwen2Config(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, intermediate_size=64, pad_token_id=PAD)
+        models.append(Qwen2ForCausalLM(config).eval())
+    base, rl = models
+    prompts = [[5, 6, 7, 8], [9, 10], [5, 6, 7, 8], [13, 14, 15], [9, 10], [11]] * 2
+    seeds = list(range(len(prompts)))
+    rules = [SwitchRule(("forward", "reverse")[i % 2], ("js", "delta_logp", "entropy")[i % 3], 0.05)
+             for i in range(len(prompts))]
+    params = SamplingParams(top_p=0.95, max_new_tokens=16)
+    torch._dynamo.reset()
+    eager = sample(base, prompts, seeds, params, EOS, PAD)
+    compiled = sample(base, prompts, seeds, params, EOS, PAD, compile=True)
+    assert [(r.response_ids, r.finish_reason) for r in compiled] == [(r.response_ids, r.finish_reason) for r in eager]
+    crossed = [cross_sample(base, rl, prompts, seeds, rules, params, EOS, PAD, compile=c) for c in (False, True)]
+    assert [(r.response_ids, r.switched_positions) for r in crossed[1]] == \
+        [(r.response_ids, r.switched_positions) for r in crossed[0]]
+    assert sum(map(len, (r.switched_positions for r in crossed[0]))) > 0  # the rules switched
+    assert base in decoders._COMPILED and rl in decoders._COMPILED
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # compiled, whole graph (fullgraph=True)
+    with pytest.raises(ValueError, match="compiled decoding needs a model StaticDecoder drives"):
+        base.config._attn_implementation = "flash_attention_2"
+        try:
+            sample(base, prompts, seeds, params, EOS, PAD, compile=True)
+        finally:
+            base.config._attn_implementation = "sdpa"
