@@ -38,12 +38,14 @@ def test_the_toy_training_benchmark_times_padded_against_bucketed_steps(capsys):
 
 
 def test_the_compiled_stage_prints_both_loops_compiled_beside_uncompiled(capsys, monkeypatch):
-    from compute import decoders
+    from compute import decoders, sizing
 
     monkeypatch.setattr(decoders, "COMPILE_BACKEND", "aot_eager")  # the stage's code, without inductor's minutes
+    monkeypatch.setitem(sizing.MAX_ROWS, "cpu", 96)  # the chosen batch size: 96 rows, not a CPU's thousands
     benchmark.main(["--model", "tiny", "--prompt", "8", "--new", "4", "--only", "compiled"])
     out = capsys.readouterr().out
     assert "FAILED" not in out, out
     rows = re.findall(r"^(cross  |rollout) B=(\d+) prompt 8 \+ 4 new, compiled steps: [\d,]+ tok/s .* first call with "
                       r"the compile \d+ s\); uncompiled [\d,]+ tok/s; ratio [\d.]+x$", out, re.M)
-    assert [name.strip() for name, _ in rows] == ["cross", "rollout"] * 2, out  # B=64 and the chosen batch size
+    assert [(name.strip(), int(b)) for name, b in rows] == [("cross", 64), ("rollout", 64), ("cross", 96),
+                                                           ("rollout", 96)], out
