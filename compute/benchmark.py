@@ -12,9 +12,9 @@ compiled  lockstep and rollouts at B=64 and the chosen batch size with each mode
           (`decoders.compiled_model`, inside the CUDA graph), beside the same loops uncompiled, and the compile time;
           on a GPU only by default (an inductor compile per shape takes minutes on a CPU)
 where     where the time goes (`compute.profiling`): the device's copy bandwidth; one lockstep step and one rollout step
-          at B=64, beside the time to read weights and KV once: with the CUDA graph its wall time, without it also
-          its kernel time, kernel count and heaviest kernels (the rollout's eager step is the one the graph
-          captures; the lockstep's is the shared path's); the paired pass's share spent in the two backbones
+          at B=64 and at the chosen batch size, beside the time to read weights and KV once: with the CUDA graph its
+          wall time, without it also its kernel time, kernel count and heaviest kernels (each loop's eager step is
+          the one the graph captures: the lockstep's row by row); the paired pass's share spent in the two backbones
 
 Options: --model 1.5b|7b|tiny (Qwen2.5 shapes; tiny is the CPU default), --only paired,cross,rollouts,where,compiled,
 --new N (new tokens per row), --prompt N, --memory-gib G (cap the GPU at G GiB, e.g. 79 to show a 7B pair on an
@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import torch
 from transformers import AutoModelForCausalLM, Qwen2Config
 
 from compute import profiling, sizing
 from compute.cross_sampling import SwitchRule, cross_sample
-from compute.decoders import left_pad
+from compute.decoders import StaticDecoder, left_pad
 from compute.metrics import entropy, js_divergence
 from compute.paired import hidden_states, paired_metrics, sequences_per_pass
 from compute.sampling import SamplingParams, sample
@@ -195,24 +196,30 @@ def backbones(base, rl, prompts, responses) -> None:
             hidden_states(m, prompts[start: start + batch], responses[start: start + batch], PAD)
 
 
-def bench_where(base, rl, b: int, prompt_len: int, steps: tuple[int, int], paired_shape, vocab: int) -> None:
-    """`steps`: the two lengths whose difference is profiled (`profiling.per_step`)."""
+def bench_where(base, rl, rows: list[int], prompt_len: int, steps: tuple[int, int], paired_shape, vocab: int) -> None:
+    """`steps`: the two lengths whose difference is profiled (`profiling.per_step`), at each batch size of `rows`."""
     device = next(base.parameters()).device
     cuda = device.type == "cuda"
     bandwidth = profiling.copy_bandwidth(device, 1.0 if cuda else 0.125)
     print(f"where   copy bandwidth on {device.type}: {bandwidth / 1e9:,.0f} GB/s (read + write)", flush=True)
-    prompts, seeds, rules = random_ids(b, prompt_len, vocab, 3), list(range(b)), grid(b)
-    length = prompt_len + steps[1]
-    loops = {"lockstep": ([base, rl], lambda n, graph: cross_sample(base, rl, prompts, seeds, rules, SamplingParams(
-                 max_new_tokens=n), NO_STOPS, PAD, graph=graph)),
-             "rollout": ([base], lambda n, graph: sample(base, prompts, seeds, SamplingParams(max_new_tokens=n), NO_STOPS,
-                                                         PAD, graph=graph))}
-    for name, (models, decode) in loops.items():
-        # with the graph: wall time only; without it also the kernels (for lockstep, the shared path's)
-        for graph in ((True, False) if cuda else (False,)):
-            cost = profiling.per_step(lambda n: decode(n, graph), *steps, device, profiled=not graph)
-            floor = profiling.read_floor(models, b, length, bandwidth)
-            print(profiling.describe(f"{name} B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor), flush=True)
+    for b in rows:
+        prompts, seeds, rules = random_ids(b, prompt_len, vocab, 3), list(range(b)), grid(b)
+        length = prompt_len + steps[1]
+
+        def lockstep(n, graph):  # without the graph: the row-by-row step the graph captures, not the shared path
+            decoder = None if graph else partial(StaticDecoder, new_tokens=n)
+            return cross_sample(base, rl, prompts, seeds, rules, SamplingParams(max_new_tokens=n), NO_STOPS, PAD,
+                                graph=graph, decoder=decoder)
+
+        loops = {"lockstep": ([base, rl], lockstep),
+                 "rollout": ([base], lambda n, graph: sample(base, prompts, seeds, SamplingParams(max_new_tokens=n),
+                                                             NO_STOPS, PAD, graph=graph))}
+        for name, (models, decode) in loops.items():
+            for graph in ((True, False) if cuda else (False,)):  # with the graph: wall time only
+                cost = profiling.per_step(lambda n: decode(n, graph), *steps, device, profiled=not graph)
+                floor = profiling.read_floor(models, b, length, bandwidth)
+                print(profiling.describe(f"{name} B={b}, CUDA graph {'on' if graph else 'off'}", cost, floor),
+                      flush=True)
     n, p_len, r_len = paired_shape
     prompts, responses = random_ids(n, p_len, vocab, 1), random_ids(n, r_len, vocab, 2)
     paired_metrics(base, rl, prompts, responses, PAD)
@@ -256,7 +263,7 @@ def main(argv=None) -> None:
                                      (cuda,) + ((False,) if cuda and not args.no_eager else ())),
         "rollouts": lambda: bench_rollouts(base, sorted({64, sizing.rows_per_batch([base], args.prompt, args.new)}),
                                            args.prompt, args.new, vocab),
-        "where": lambda: bench_where(base, rl, 64, args.prompt, (4, 12) if small else (16, 80),
+        "where": lambda: bench_where(base, rl, sorted({64, chosen}), args.prompt, (4, 12) if small else (16, 80),
                                      (8, 64, 64) if small else (64, 256, 512), vocab),
         "compiled": lambda: bench_compiled(base, rl, sorted({64, chosen}), args.prompt, args.new, vocab),
     }

@@ -5,7 +5,10 @@ import re
 from compute import benchmark
 
 
-def test_every_stage_prints_shiftlake_beside_its_reference(capsys):
+def test_every_stage_prints_shiftlake_beside_its_reference(capsys, monkeypatch):
+    from compute import sizing
+
+    monkeypatch.setitem(sizing.MAX_ROWS, "cpu", 96)  # the chosen batch size: 96 rows, not a CPU's thousands
     benchmark.main(["--model", "tiny", "--prompt", "8", "--new", "4"])
     out = capsys.readouterr().out
     assert "FAILED" not in out, out
@@ -14,13 +17,14 @@ def test_every_stage_prints_shiftlake_beside_its_reference(capsys):
     assert len(re.findall(r"cross   B=\d+ .* [\d,]+ tok/s", out)) == 2, out  # B=64 and the chosen batch size
     assert len(re.findall(r"rollout B=\d+ .* shiftlake [\d,]+ tok/s .* HF generate [\d,]+ tok/s", out)) == 2, out
     assert re.search(r"where   copy bandwidth on cpu: [\d,]+ GB/s", out), out
-    steps = re.findall(r"where   (lockstep|rollout) B=64, CUDA graph off: (-?[\d.]+) ms per step wall, (-?[\d.]+) ms busy "
-                       r"in ([\d,]+) ops .* reading weights and KV once: ([\d.]+) ms\n        heaviest per step: aten::", out)
-    assert [s[0] for s in steps] == ["lockstep", "rollout"], out
-    for _, wall, busy, ops, floor in steps:  # wall and busy time are differences of two timed runs: noise can win
+    steps = re.findall(r"where   (lockstep|rollout) B=(\d+), CUDA graph off: (-?[\d.]+) ms per step wall, (-?[\d.]+) ms "
+                       r"busy in ([\d,]+) ops .* reading weights and KV once: ([\d.]+) ms\n        heaviest per step: "
+                       r"aten::", out)
+    assert [s[:2] for s in steps] == [("lockstep", "64"), ("rollout", "64"), ("lockstep", "96"), ("rollout", "96")], out
+    for _, _, wall, busy, ops, floor in steps:  # wall and busy time are differences of two timed runs: noise can win
         assert int(ops.replace(",", "")) > 0 and float(floor) > 0, out
-    lockstep, rollout = (int(s[3].replace(",", "")) for s in steps)
-    assert lockstep > rollout  # two models and the rule against one model
+    ops = [int(s[4].replace(",", "")) for s in steps]
+    assert ops[0] > ops[1] and ops[2] > ops[3]  # two models and the rule against one model
     assert re.search(r"where   paired 8x\(64\+64\): the two backbones take \d+% of the pass", out), out
 
 
