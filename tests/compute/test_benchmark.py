@@ -20,7 +20,8 @@ def test_every_stage_prints_shiftlake_beside_its_reference(capsys, monkeypatch):
     steps = re.findall(r"where   (lockstep|rollout) B=(\d+), CUDA graph off: (-?[\d.]+) ms per step wall, (-?[\d.]+) ms "
                        r"busy in ([\d,]+) ops .* reading weights and KV once: ([\d.]+) ms\n        heaviest per step: "
                        r"aten::", out)
-    assert [s[:2] for s in steps] == [("lockstep", "64"), ("rollout", "64"), ("lockstep", "96"), ("rollout", "96")], out
+    assert [s[:2] for s in steps] == [("lockstep", "64"), ("rollout", "64"), ("lockstep", "96"),
+                                      ("rollout", "96")], out
     for _, _, wall, busy, ops, floor in steps:  # wall and busy time are differences of two timed runs: noise can win
         assert int(ops.replace(",", "")) > 0 and float(floor) > 0, out
     ops = [int(s[4].replace(",", "")) for s in steps]
