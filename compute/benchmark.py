@@ -9,7 +9,7 @@ cross     tokens/s of lockstep cross-sampling (`compute.cross_sampling.cross_sam
           and at the batch size `compute.sizing.rows_per_batch` chooses, with and without the CUDA graph
 rollouts  tokens/s of `compute.sampling.sample` against HF `generate` (same rows, seeds aside, same length)
 compiled  lockstep and rollouts at B=64 and the chosen batch size with each model's decode step under torch.compile
-          (`decoders.compiled_model`, inside the CUDA graph), beside the same loops uncompiled, and the compile time;
+          (`decoders.compiled`, inside the CUDA graph), beside the same loops uncompiled, and the compile time;
           on a GPU only by default (an inductor compile per shape takes minutes on a CPU)
 where     where the time goes (`compute.profiling`): the device's copy bandwidth; one lockstep step and one rollout step
           at B=64 and at the chosen batch size, beside the time to read weights and KV once: with the CUDA graph its

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compute.decoders import StaticDecoder, decoder_for, static_decoding
+from compute.decoders import StaticDecoder, compiled, decoder_for, static_decoding
 from compute.loop import Loop
 from compute.metrics import entropy, js_divergence
 from compute.prompts import Ends, Stops
@@ -88,7 +88,8 @@ def _log_dists(logits: torch.Tensor, probs: torch.Tensor, divergence_on: str) ->
 class SwitchRules:
     """A batch's rules as tensors (built once per batch, not per step)."""
 
-    def __init__(self, rules: list[SwitchRule], device):
+    def __init__(self, rules: list[SwitchRule], device, compile: bool = False):
+        self.compile = compile  # the signals' vocabulary-wide arithmetic under torch.compile (`decoders.compiled`)
         self.forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
         self.criterion = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
         self.eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
@@ -144,7 +145,8 @@ class SwitchRules:
         the base's and the RL model's draw with its uniform; a row takes its primary's, or its intervening
         model's where its rule switches. Row i reads state `state[i]` (None: state i)."""
         t_base, t_rl = draw(p_base, u), draw(p_rl, u)
-        switch = self.mask(self.signals(q_base, q_rl, t_base, t_rl), state, coins)
+        signals = compiled(SwitchRules.signals) if self.compile else SwitchRules.signals
+        switch = self.mask(signals(self, q_base, q_rl, t_base, t_rl), state, coins)
         if state is not None:
             t_base, t_rl = t_base[state], t_rl[state]
         forward = self.forward.squeeze(-1)
@@ -164,8 +166,9 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     overrides the incremental decoder class (tests pass a re-encoding reference); `graph` and `check_every` as in
     `sampling.sample`: the whole lockstep step (both models, the rule, the draw) is one CUDA graph on a GPU.
     Where the step is not captured and both models take `decoders.StaticDecoder`, rows that share a prompt and a
-    seed share their decoding until their tokens differ (`_shared`). `compile` runs both models' decode steps
-    compiled (`decoders.compiled_model`), one row per decoding state.
+    seed share their decoding until their tokens differ (`_shared`). `compile` runs both models' decode steps and
+    the step's vocabulary-wide arithmetic (softmax, log-softmax, the rules' signals; not the draw's cumulative sum)
+    compiled (`decoders.compiled`), one row per decoding state.
     """
     if divergence_on not in DIVERGENCE_ON:
         raise ValueError(f"divergence_on={divergence_on!r}: choose one of {DIVERGENCE_ON}")
@@ -177,16 +180,17 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     steps = params.max_new_tokens
     dec_base = decoder_for(base, prompts, pad_id, steps, decoder, compile)
     dec_rl = decoder_for(rl, prompts, pad_id, steps, decoder, compile)
-    switch_rules = SwitchRules(rules, device)
+    switch_rules = SwitchRules(rules, device, compile)
     rng = RowGenerators(seeds, steps, device)
     coin = _coins(seeds, rules, steps, device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long, "switched": torch.bool})
     state = {"base": dec_base.start().clone(), "rl": dec_rl.start().to(device)}
+    probs, log_dists = (compiled(f) if compile else f for f in (next_token_probs, _log_dists))
 
     def step():
-        p_base, p_rl = next_token_probs(state["base"], params), next_token_probs(state["rl"], params)
-        q_base = _log_dists(state["base"], p_base, divergence_on)
-        q_rl = _log_dists(state["rl"], p_rl, divergence_on)
+        p_base, p_rl = probs(state["base"], params), probs(state["rl"], params)
+        q_base = log_dists(state["base"], p_base, divergence_on)
+        q_rl = log_dists(state["rl"], p_rl, divergence_on)
         token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.at(loop.at), None, coin.at(loop.at))
         loop.write("tokens", token)
         loop.write("switched", switch)

@@ -6,7 +6,7 @@ encodes each distinct prompt once and copies its keys and values to every row th
 shapes, so a CUDA graph can capture it (`loop.Loop`). `Decoder` grows a `DynamicCache`, for models the static one
 cannot drive (sliding-window attention); `decoder_for` picks one. Both guard the cache: a model that does not extend
 it, or a first step that differs from re-encoding the prefix, raises `KVCacheError` instead of decoding without the
-prefix. A static decoder's steps can run under torch.compile (`compiled_model`: fewer, fused kernels per step),
+prefix. A static decoder's steps can run under torch.compile (`compiled`: fewer, fused kernels per step),
 for `compute.benchmark` to weigh; each shape compiles once. Also the padding helpers (`left_pad`, `right_pad`).
 Knows nothing about sampling, tables or the lake.
 Kept whole although over 250 lines: `StaticDecoder` subclasses `Decoder` and shares its guards (`KVCacheError`,
@@ -194,7 +194,7 @@ class StaticDecoder(Decoder):
     into the cache, or a first step that differs from re-encoding the prefix, raises `KVCacheError`."""
 
     def __init__(self, model, prompts: list[list[int]], pad_id: int, new_tokens: int, compile: bool = False):
-        self.model, self.compiled = model, compiled_model(model) if compile else None
+        self.model, self.compiled = model, compiled(model) if compile else None
         device = next(model.parameters()).device
         self.ids, self.mask = left_pad(prompts, pad_id, device)
         rows, width = self.ids.shape
@@ -343,7 +343,7 @@ def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, d
                 compile: bool = False):
     """The decoder of `model` for a batch: `StaticDecoder` where the model allows it, else `Decoder`; `decoder`, a
     class with `Decoder`'s constructor (tests pass a re-encoding reference), overrides the choice. `compile`: the
-    static decoder's steps run `compiled_model(model)`; a model it cannot drive raises ValueError."""
+    static decoder's steps run `compiled(model)`; a model it cannot drive raises ValueError."""
     if decoder is not None:
         return decoder(model, prompts, pad_id)
     if static_decoding(model):
@@ -358,14 +358,15 @@ _COMPILED = weakref.WeakKeyDictionary()
 COMPILE_BACKEND = "inductor"  # tests of the code around it may pick a faster one
 
 
-def compiled_model(model):
-    """`model` under `torch.compile` (whole graph, static shapes), one per model and process: its decode step, cache
-    writes and attention included, in fewer, fused kernels, which the loop's CUDA graph captures as they are (no
-    CUDA graphs of its own). Each shape (rows, prompt width + new tokens) compiles once: a study whose batches
-    differ in shape would need them bucketed first."""
-    if model not in _COMPILED:
-        _COMPILED[model] = torch.compile(model, backend=COMPILE_BACKEND, fullgraph=True, dynamic=False)
-    return _COMPILED[model]
+def compiled(fn):
+    """`fn`, a model or a function, under `torch.compile` (whole graph, static shapes), one per `fn` and process: a
+    model's decode step, cache writes and attention included, or a step's vocabulary-wide arithmetic, in fewer,
+    fused kernels, which the loop's CUDA graph captures as they are (no CUDA graphs of their own). Each shape
+    (rows, prompt width + new tokens) compiles once: a study whose batches differ in shape would need them
+    bucketed first."""
+    if fn not in _COMPILED:
+        _COMPILED[fn] = torch.compile(fn, backend=COMPILE_BACKEND, fullgraph=True, dynamic=False)
+    return _COMPILED[fn]
 
 
 def _dynamic_rope(config) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from compute.decoders import decoder_for
+from compute.decoders import compiled, decoder_for
 from compute.loop import Loop
 from compute.prompts import Ends, Stops
 
@@ -86,18 +86,19 @@ def sample(model, prompts: list[list[int]], seeds: list[int], params: SamplingPa
     A response ends at any stop id or stop string of `stops` (`compute.prompts.Stops`; an id or ids alone are
     accepted), the token that ended it included, or after `params.max_new_tokens`. The loop stays on the device
     (`loop.Loop`): ends are looked at every `check_every` steps (default: 16 on CUDA, 4 on CPU); `graph` asks for a
-    CUDA graph (None: wherever possible); `compile` runs the model's decode step compiled
-    (`decoders.compiled_model`).
+    CUDA graph (None: wherever possible); `compile` runs the model's decode step and the softmax compiled
+    (`decoders.compiled`).
     """
     steps = params.max_new_tokens
     dec = decoder_for(model, prompts, pad_id, steps, decoder, compile)
+    probs = compiled(next_token_probs) if compile else next_token_probs
     device = dec.ids.device
     rng = RowGenerators(seeds, steps, device)
     loop = Loop(len(prompts), steps, device, {"tokens": torch.long})
     state = {"logits": dec.start().clone()}
 
     def step():
-        token = draw(next_token_probs(state["logits"], params), rng.at(loop.at))
+        token = draw(probs(state["logits"], params), rng.at(loop.at))
         loop.write("tokens", token)
         state["logits"].copy_(dec.step(token))
         loop.at.add_(1)

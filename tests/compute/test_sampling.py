@@ -173,8 +173,9 @@ def test_static_and_dynamic_cache_decoding_give_the_same_tokens():
 
 def test_compiled_decode_steps_give_the_eager_tokens():
     """`compile=True` runs each decode step through torch.compile (inductor, the whole model in one graph, the KV
-    buffers written in place): in float32 the same tokens and switches as the eager steps, for rollouts and for
-    lockstep, with grouped key/value heads (the grouped decode attention inside the graph)."""
+    buffers written in place; the softmax and the rules' signals too): in float32 the same tokens and switches as
+    the eager steps, for rollouts and for lockstep, with grouped key/value heads (the grouped decode attention
+    inside the graph)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from compute import decoders
@@ -200,7 +201,9 @@ def test_compiled_decode_steps_give_the_eager_tokens():
     assert [(r.response_ids, r.switched_positions) for r in crossed[1]] == \
         [(r.response_ids, r.switched_positions) for r in crossed[0]]
     assert sum(map(len, (r.switched_positions for r in crossed[0]))) > 0  # the rules switched
-    assert base in decoders._COMPILED and rl in decoders._COMPILED
+    from compute.cross_sampling import SwitchRules, _log_dists
+
+    assert {base, rl, next_token_probs, _log_dists, SwitchRules.signals} <= set(decoders._COMPILED)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # compiled, whole graph (fullgraph=True)
     with pytest.raises(ValueError, match="compiled decoding needs a model StaticDecoder drives"):
         base.config._attn_implementation = "flash_attention_2"
