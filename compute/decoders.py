@@ -221,7 +221,7 @@ class StaticDecoder(Decoder):
         self.cache.at, writes = at, self.cache.writes
         extra = {"cache_position": at} if self.cache_position else {}
         model = self.model.get_decoder() if hidden else self.model
-        if self.compiled is not None and ids.shape[1] == 1 and not self.cache.counting:
+        if self.compiled is not None and ids.shape[1] == 1 and not hidden and not self.cache.counting:
             model = self.compiled  # a decode step after the guards: one fixed shape, compiled once per batch size
         config = self.model.config
         stock = getattr(config, "_attn_implementation_internal", None)
@@ -354,7 +354,8 @@ def decoder_for(model, prompts: list[list[int]], pad_id: int, new_tokens: int, d
     return Decoder(model, prompts, pad_id)
 
 
-_COMPILED = weakref.WeakKeyDictionary()
+_COMPILED: dict = {}  # function -> {backend: compiled}; a model holds its own (`_HELD`), freed with it
+_HELD = "_shiftlake_compiled"
 COMPILE_BACKEND = "inductor"  # tests of the code around it may pick a faster one
 
 
@@ -364,9 +365,10 @@ def compiled(fn):
     fused kernels, which the loop's CUDA graph captures as they are (no CUDA graphs of their own). Each shape
     (rows, prompt width + new tokens) compiles once: a study whose batches differ in shape would need them
     bucketed first."""
-    if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, backend=COMPILE_BACKEND, fullgraph=True, dynamic=False)
-    return _COMPILED[fn]
+    held = fn.__dict__.setdefault(_HELD, {}) if isinstance(fn, torch.nn.Module) else _COMPILED.setdefault(fn, {})
+    if COMPILE_BACKEND not in held:
+        held[COMPILE_BACKEND] = torch.compile(fn, backend=COMPILE_BACKEND, fullgraph=True, dynamic=False)
+    return held[COMPILE_BACKEND]
 
 
 def _dynamic_rope(config) -> bool:

@@ -54,7 +54,10 @@ class Loop:
                 if captured is None:
                     torch.cuda.synchronize()
                     captured = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(captured):
+                    # compiled steps compiled in the warm steps: a recompile here would break the capture obscurely
+                    stance = "fail_on_recompile" if any(getattr(d, "compiled", None) is not None for d in decoders) \
+                        else "default"
+                    with torch.compiler.set_stance(stance), torch.cuda.graph(captured):
                         step()
                 captured.replay()
             else:

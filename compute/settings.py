@@ -21,8 +21,8 @@ SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor an
 RAY_ADDRESS      optional: a Ray cluster (127.0.0.1:6379, ray://head:10001) that runs the model-bound steps in
                  shards (`compute.raypool`); unset, they run in the run's process. SHIFTLAKE_RAY_WORKERS (0: one per
                  GPU), SHIFTLAKE_RAY_WORKER_GPUS and _CPUS: each worker's share of the cluster
-SHIFTLAKE_TORCH_THREADS  torch's threads in a run's process (0: the cores split among the runs the instance's queue
-                 runs at once, `compute.sizing.share_threads`)
+SHIFTLAKE_TORCH_THREADS  torch's threads in a run's process (0: the cores split among the runs going on when it
+                 starts, `compute.sizing.share_threads`)
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class Settings:
     ray_workers: int = 0  # shard workers (0: as many as the cluster has GPUs for)
     ray_worker_gpus: float = 1.0  # each worker's GPUs (0: CPU workers)
     ray_worker_cpus: float = 1.0  # each worker's CPUs, and its torch threads
-    torch_threads: int = 0  # torch's threads in a run's process (0: the cores shared among the runs queued at once)
+    torch_threads: int = 0  # torch's threads in a run's process (0: the cores shared among the runs going on)
     sensor_interval_s: int = 30  # how often the checkpoint sensor looks for new checkpoints
     reanalysis_cron: str = "0 3 * * *"  # when the reanalysis schedule brings stale partitions up to date
 

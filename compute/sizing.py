@@ -105,8 +105,8 @@ _DEFAULT_THREADS: list[int] = []  # torch's intra-op threads when this process f
 
 
 def share_threads(concurrent: int, threads: int = 0) -> int:
-    """Torch's intra-op threads for a process that runs beside up to `concurrent - 1` others of its kind (a run
-    queue's runs): `threads` where given (> 0); otherwise torch's own default (the cores, or OMP_NUM_THREADS) split
+    """Torch's intra-op threads for a process that runs beside `concurrent - 1` others of its kind (runs going on
+    at once): `threads` where given (> 0); otherwise torch's own default (the cores, or OMP_NUM_THREADS) split
     `concurrent` ways, at least 1. Several processes each on every core slow each other several-fold (two toy
     cross-sampling processes on 2 cores: 18 s each on 2 threads, 3.4 s on 1). `concurrent` <= 1 or unknown (0)
     gives the default back. Sets the share and returns it."""

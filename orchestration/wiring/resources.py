@@ -37,7 +37,7 @@ class _Study(dg.ConfigurableResource):
         return dataclasses.replace(from_env(), **given)
 
     _cluster: tuple | None = PrivateAttr(default=None)  # (dagster-ray resource, compute.raypool.RayPool)
-    _shared: bool = PrivateAttr(default=False)  # torch's threads were shared out for this run
+    _threads: int = PrivateAttr(default=0)  # torch's threads before this run shared them out (0: not shared)
 
     def model(self, path: str) -> LoadedModel:
         return _cached_model(path, _folder_stamp(path))
@@ -76,27 +76,33 @@ class _Study(dg.ConfigurableResource):
         return Workers(pool, lambda path: _cached_handle(path, _folder_stamp(path)), (pool.lost, len(pool.served)))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Torch in this run's process takes its share of the cores: the run queue may run several runs at once,
-        and runs that each take every core slow each other several-fold (`compute.sizing.share_threads`)."""
+        """Torch in this run's process takes its share of the cores among the runs going on now: the run queue
+        may run several at once, and runs that each take every core slow each other several-fold
+        (`compute.sizing.share_threads`). Nothing for a sensor's or a schedule's tick, which runs no model."""
+        if context.dagster_run is None:
+            return
         try:
             threads = self.settings().torch_threads
         except ValueError:
             return  # a bad setting: the steps that read the settings say so, in one message
-        concurrent = _concurrent_runs(context.instance)
+        concurrent = _concurrent_runs(context.instance, context.dagster_run.run_id)
         if concurrent > 1 or threads > 0:
-            from compute.sizing import share_threads  # torch: not at the code location's import
+            import torch  # not at the code location's import
 
-            share, self._shared = share_threads(concurrent, threads), True
+            from compute.sizing import share_threads
+
+            self._threads = torch.get_num_threads()
+            share = share_threads(concurrent, threads)
             why = (f"{env_name('torch_threads')}={threads}" if threads > 0 else
-                   f"the cores shared among the {concurrent} runs the run queue runs at once")
+                   f"the cores shared among the {concurrent} runs going on")
             context.log.info(f"torch threads in this run: {share} ({why})")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._shared:  # the process's default again: an in-process run leaves its process as it was
-            from compute.sizing import share_threads
+        if self._threads:  # the count before the run: an in-process run leaves its process as it found it
+            import torch
 
-            share_threads(1)
-            self._shared = False
+            torch.set_num_threads(self._threads)
+            self._threads = 0
         if self._cluster is not None:
             ray, pool = self._cluster
             self._cluster = None
@@ -110,11 +116,16 @@ class _Study(dg.ConfigurableResource):
         return cls(**{k: getattr(settings, k) for k in cls.model_fields})
 
 
-def _concurrent_runs(instance) -> int:
-    """How many runs the instance's run queue runs at once: 0 where unknown or unbounded (no queue, a resource
-    built outside a run, max_concurrent_runs -1)."""
-    queue = getattr(getattr(instance, "run_coordinator", None), "get_run_queue_config", None)
-    return max(0, queue().max_concurrent_runs) if queue else 0
+IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _concurrent_runs(instance, run_id: str) -> int:
+    """How many runs go on with run `run_id` on `instance`: it and those starting or started now, at most the run
+    queue's max_concurrent_runs (where it has a bound)."""
+    going = 1 + sum(other != run_id for other in instance.get_run_ids(dg.RunsFilter(statuses=IN_PROGRESS)))
+    queue = getattr(instance.run_coordinator, "get_run_queue_config", None)
+    bound = queue().max_concurrent_runs if queue else -1
+    return min(going, bound) if bound > 0 else going
 
 
 def _check_answers(address: str, timeout: float = 10.0) -> None:

@@ -203,8 +203,9 @@ def test_compiled_decode_steps_give_the_eager_tokens():
     assert sum(map(len, (r.switched_positions for r in crossed[0]))) > 0  # the rules switched
     from compute.cross_sampling import SwitchRules, _log_dists
 
-    assert {base, rl, next_token_probs, _log_dists, SwitchRules.signals} <= set(decoders._COMPILED)
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # compiled, whole graph (fullgraph=True)
+    assert all("inductor" in m.__dict__[decoders._HELD] for m in (base, rl))
+    assert all("inductor" in decoders._COMPILED[f] for f in (next_token_probs, _log_dists, SwitchRules.signals))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 4  # the model, the softmax, the logs, the signals
     with pytest.raises(ValueError, match="compiled decoding needs a model StaticDecoder drives"):
         base.config._attn_implementation = "flash_attention_2"
         try:

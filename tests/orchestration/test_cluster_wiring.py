@@ -47,8 +47,12 @@ def test_the_instance_follows_dagster_pg_url_and_keeps_ones_own(tmp_path, monkey
     assert config.read_text() == "telemetry:\n  enabled: false\n"
 
 
-@pytest.mark.parametrize("queued, setting, inside", [(1, "", 4), (2, "", 2), (3, "", 1), (4, "3", 3)])
-def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, setting, inside, monkeypatch):
+@pytest.mark.parametrize("queued, others, setting, inside", [
+    (4, 0, "", 3),  # alone: torch as it was
+    (4, 1, "", 2), (4, 2, "", 1),  # beside 1 or 2 runs going on: the default 4 threads split 2 or 3 ways
+    (2, 3, "", 2),  # at most the queue's max_concurrent_runs
+    (4, 1, "5", 5)])  # SHIFTLAKE_TORCH_THREADS decides
+def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, others, setting, inside, monkeypatch):
     import torch
 
     from compute import sizing
@@ -66,15 +70,31 @@ def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, setting, i
     monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", setting)
     monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])  # as if torch's default were 4 threads
     before = torch.get_num_threads()
-    torch.set_num_threads(4)
+    torch.set_num_threads(3)  # what a run leaves as it found it
     try:
         with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": queued}}) as instance:
+            going = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+            for status in going[:others]:
+                instance.create_run_for_job(job_def=job, status=status)
+            instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.SUCCESS)  # over: not counted
             result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
             said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
         after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    assert result.success and seen == [inside] and after == 4
-    why = ("SHIFTLAKE_TORCH_THREADS=3" if setting
-           else f"the cores shared among the {queued} runs the run queue runs at once")
-    assert said == ([] if inside == 4 else [f"torch threads in this run: {inside} ({why})"])
+    assert result.success and seen == [inside] and after == 3
+    why = ("SHIFTLAKE_TORCH_THREADS=5" if setting
+           else f"the cores shared among the {min(others + 1, queued)} runs going on")
+    assert said == ([] if inside == 3 else [f"torch threads in this run: {inside} ({why})"])
+
+
+def test_a_sensor_tick_leaves_torch_alone(monkeypatch):
+    """The checkpoint sensor and the schedule take the study resource too; outside a run it shares nothing out
+    (nor imports torch into the code server)."""
+    import torch
+
+    monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", "5")
+    before = torch.get_num_threads()
+    with dg.instance_for_test() as instance:
+        with dg.build_resources({"study": StudyResource()}, instance=instance) as resources:
+            assert resources.study.settings().torch_threads == 5 and torch.get_num_threads() == before
