@@ -15,9 +15,10 @@ TOP_IDS = 5
 LN2 = math.log(2.0)
 
 
-def _plogp_ratio(p: torch.Tensor, logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-    """sum_v p (log p - log q), with 0 * anything = 0."""
-    return torch.where(p > 0, p * (logp - logq), torch.zeros_like(p)).sum(-1)
+def _plogp_ratio(p: torch.Tensor, logp: torch.Tensor, logq: torch.Tensor | None = None) -> torch.Tensor:
+    """sum_v p (log p - log q) (`logq` None: log q = 0), with 0 * anything = 0. The zero is a scalar and log q = 0
+    is not subtracted: the same values as subtracting a zero tensor, two passes over the vocabulary fewer."""
+    return torch.where(p > 0, p * (logp if logq is None else logp - logq), 0.0).sum(-1)
 
 
 def js_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
@@ -32,7 +33,7 @@ def kl_divergence(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 
 def entropy(logp: torch.Tensor) -> torch.Tensor:
-    return -_plogp_ratio(logp.exp(), logp, torch.zeros_like(logp))
+    return -_plogp_ratio(logp.exp(), logp)
 
 
 def _rank_of(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

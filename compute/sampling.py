@@ -39,7 +39,7 @@ def next_token_probs(logits: torch.Tensor, params: SamplingParams) -> torch.Tens
     if params.temperature <= 0:
         probs = torch.zeros_like(logits)
         return probs.scatter_(-1, logits.argmax(-1, keepdim=True), 1.0)
-    probs = torch.softmax(logits / params.temperature, dim=-1)
+    probs = torch.softmax(logits if params.temperature == 1 else logits / params.temperature, dim=-1)
     if params.top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         mass_before = sorted_probs.cumsum(-1) - sorted_probs
