@@ -188,9 +188,9 @@ def cross_sample(base, rl, prompts: list[list[int]], seeds: list[int], rules: li
     probs, log_dists = (compiled(f) if compile else f for f in (next_token_probs, _log_dists))
 
     def step():
-        p_base, p_rl = probs(state["base"], params), probs(state["rl"], params)
-        q_base = log_dists(state["base"], p_base, divergence_on)
-        q_rl = log_dists(state["rl"], p_rl, divergence_on)
+        base, rl = state["base"].float(), state["rl"].float()  # half-precision logits widened once, not twice
+        p_base, p_rl = probs(base, params), probs(rl, params)
+        q_base, q_rl = log_dists(base, p_base, divergence_on), log_dists(rl, p_rl, divergence_on)
         token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.at(loop.at), None, coin.at(loop.at))
         loop.write("tokens", token)
         loop.write("switched", switch)
@@ -242,8 +242,9 @@ def _shared(base, rl, prompts: list[list[int]], seeds: list[int], rules: list[Sw
     tokens, switched = torch.zeros(rows, steps, dtype=torch.long), torch.zeros(rows, steps, dtype=torch.bool)
     ends, responses = Ends(stops, rows), [[] for _ in prompts]
     for at in range(steps):
-        p_base, p_rl = (next_token_probs(lg, params) for lg in logits)
-        q_base, q_rl = (_log_dists(lg, p, divergence_on) for lg, p in zip(logits, (p_base, p_rl)))
+        wide = [lg.float() for lg in logits]  # half-precision logits widened once, not twice
+        p_base, p_rl = (next_token_probs(lg, params) for lg in wide)
+        q_base, q_rl = (_log_dists(lg, p, divergence_on) for lg, p in zip(wide, (p_base, p_rl)))
         token, switch = switch_rules.tokens(p_base, p_rl, q_base, q_rl, rng.table[:, at], state.to(device),
                                             coins[live.to(device), at])
         token = token.cpu()
