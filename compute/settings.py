@@ -21,8 +21,8 @@ SHIFTLAKE_SENSOR_INTERVAL_S, SHIFTLAKE_REANALYSIS_CRON: the checkpoint sensor an
 RAY_ADDRESS      optional: a Ray cluster (127.0.0.1:6379, ray://head:10001) that runs the model-bound steps in
                  shards (`compute.raypool`); unset, they run in the run's process. SHIFTLAKE_RAY_WORKERS (0: one per
                  GPU), SHIFTLAKE_RAY_WORKER_GPUS and _CPUS: each worker's share of the cluster
-SHIFTLAKE_TORCH_THREADS  torch's threads in a run's process (0: the cores split among the runs going on when it
-                 starts, `compute.sizing.share_threads`)
+SHIFTLAKE_TORCH_THREADS  torch's threads in a run's process (0: the cores split among the runs going on, taken
+                 again at each model-bound step, `compute.sizing.share_threads`)
 """
 
 from __future__ import annotations

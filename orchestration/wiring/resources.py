@@ -47,6 +47,7 @@ class _Study(dg.ConfigurableResource):
         (connected on first use, with the step's `context` for dagster-ray's log lines)."""
         cfg = self.settings()
         if not cfg.ray_address:
+            self.share_cores(context.instance, context.run_id, context.log)  # other runs may have started or ended
             return Workers(LOCAL, self.model, (LOCAL.lost, len(LOCAL.served)))
         if self._cluster is None:
             from dagster_ray import LocalRay
@@ -76,26 +77,35 @@ class _Study(dg.ConfigurableResource):
         return Workers(pool, lambda path: _cached_handle(path, _folder_stamp(path)), (pool.lost, len(pool.served)))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Torch in this run's process takes its share of the cores among the runs going on now: the run queue
-        may run several at once, and runs that each take every core slow each other several-fold
-        (`compute.sizing.share_threads`). Nothing for a sensor's or a schedule's tick, which runs no model."""
-        if context.dagster_run is None:
-            return
+        """Torch in this run's process takes its share of the cores (`share_cores`). Nothing for a sensor's or a
+        schedule's tick, which runs no model."""
+        if context.dagster_run is not None:
+            self.share_cores(context.instance, context.dagster_run.run_id, context.log)
+
+    def share_cores(self, instance, run_id: str | None, log) -> None:
+        """Torch's threads for this run: its share of the cores among the runs going on now
+        (`compute.sizing.share_threads`), since runs that each take every core slow each other several-fold. Set
+        when the run starts and again at each model-bound step (`workers`), as other runs start or end; the count
+        found before is given back at the run's end (an in-process run leaves its process as it found it). The
+        run's log says each change."""
         try:
             threads = self.settings().torch_threads
         except ValueError:
             return  # a bad setting: the steps that read the settings say so, in one message
-        concurrent = _concurrent_runs(context.instance, context.dagster_run.run_id)
-        if concurrent > 1 or threads > 0:
-            import torch  # not at the code location's import
+        concurrent = _concurrent_runs(instance, run_id)
+        if concurrent <= 1 and threads <= 0 and not self._threads:
+            return  # alone and never shared: torch as it was
+        import torch  # not at the code location's import
 
-            from compute.sizing import share_threads
+        from compute.sizing import share_threads
 
-            self._threads = torch.get_num_threads()
-            share = share_threads(concurrent, threads)
-            why = (f"{env_name('torch_threads')}={threads}" if threads > 0 else
-                   f"the cores shared among the {concurrent} runs going on")
-            context.log.info(f"torch threads in this run: {share} ({why})")
+        before, first = torch.get_num_threads(), not self._threads
+        self._threads = self._threads or before
+        share = share_threads(concurrent, threads)
+        if share != before or first:
+            why = (f"{env_name('torch_threads')}={threads}" if threads > 0 else "alone now" if concurrent <= 1
+                   else f"the cores shared among the {concurrent} runs going on")
+            log.info(f"torch threads in this run: {share} ({why})")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._threads:  # the count before the run: an in-process run leaves its process as it found it
@@ -119,7 +129,7 @@ class _Study(dg.ConfigurableResource):
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
-def _concurrent_runs(instance, run_id: str) -> int:
+def _concurrent_runs(instance, run_id: str | None) -> int:
     """How many runs go on with run `run_id` on `instance`: it and those starting or started now, at most the run
     queue's max_concurrent_runs (where it has a bound)."""
     going = 1 + sum(other != run_id for other in instance.get_run_ids(dg.RunsFilter(statuses=IN_PROGRESS)))

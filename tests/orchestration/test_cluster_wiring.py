@@ -88,6 +88,52 @@ def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, others, se
     assert said == ([] if inside == 3 else [f"torch threads in this run: {inside} ({why})"])
 
 
+def test_a_runs_share_follows_the_runs_that_start_and_end_beside_it(monkeypatch):
+    """Each model-bound step takes the share again (`StudyResource.workers`): a run that began alone gives up
+    threads when another starts, and takes them back when it ends."""
+    import torch
+
+    from compute import sizing
+
+    seen, other = [], []
+
+    @dg.op
+    def first(context, study: StudyResource):
+        study.workers(context)
+        seen.append(torch.get_num_threads())
+        other.append(context.instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED))
+
+    @dg.op
+    def second(context, study: StudyResource, previous):
+        study.workers(context)
+        seen.append(torch.get_num_threads())
+        context.instance.report_run_canceled(other[0])  # the other run ends
+
+    @dg.op
+    def third(context, study: StudyResource, previous):
+        study.workers(context)
+        seen.append(torch.get_num_threads())
+
+    @dg.job
+    def job():
+        third(second(first()))
+
+    monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", "")
+    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": 4}}) as instance:
+            result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
+            said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert result.success and seen == [4, 2, 4] and after == 4
+    assert said == ["torch threads in this run: 2 (the cores shared among the 2 runs going on)",
+                    "torch threads in this run: 4 (alone now)"]
+
+
 def test_a_sensor_tick_leaves_torch_alone(monkeypatch):
     """The checkpoint sensor and the schedule take the study resource too; outside a run it shares nothing out
     (nor imports torch into the code server)."""
