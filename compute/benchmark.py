@@ -177,7 +177,7 @@ def bench_compiled(base, rl, rows: list[int], prompt_len: int, new: int, vocab: 
                  "rollout": lambda compile: sample(base, prompts, seeds, params, NO_STOPS, PAD, compile=compile)}
         for name, run in loops.items():
             run(False)
-            out, t_plain, _ = timed(lambda: run(False))
+            _, t_plain, _ = timed(lambda: run(False))
             _, t_compile, _ = timed(lambda: run(True))
             out, t, peak = timed(lambda: run(True))
             tokens = sum(len(o.response_ids) for o in out)

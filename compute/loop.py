@@ -46,8 +46,8 @@ class Loop:
         rows."""
         graph = capturable(decoders, self.at.device, graph)
         check_every = check_every or (16 if self.at.device.type == "cuda" else CPU_CHECK_EVERY)
-        # a compiled step keeps one shape: no rows are dropped
-        keep = keep if all(hasattr(d, "keep") and getattr(d, "compiled", None) is None for d in decoders) else None
+        compiled = any(getattr(d, "compiled", None) is not None for d in decoders)
+        keep = keep if all(hasattr(d, "keep") for d in decoders) and not compiled else None  # compiled: one shape
         captured, fed = None, 0
         for i in range(self.steps):
             if graph and i >= WARM_STEPS:
@@ -55,8 +55,7 @@ class Loop:
                     torch.cuda.synchronize()
                     captured = torch.cuda.CUDAGraph()
                     # compiled steps compiled in the warm steps: a recompile here would break the capture obscurely
-                    stance = "fail_on_recompile" if any(getattr(d, "compiled", None) is not None for d in decoders) \
-                        else "default"
+                    stance = "fail_on_recompile" if compiled else "default"
                     with torch.compiler.set_stance(stance), torch.cuda.graph(captured):
                         step()
                 captured.replay()

@@ -47,7 +47,8 @@ class _Study(dg.ConfigurableResource):
         (connected on first use, with the step's `context` for dagster-ray's log lines)."""
         cfg = self.settings()
         if not cfg.ray_address:
-            self.share_cores(context.instance, context.run_id, context.log)  # other runs may have started or ended
+            # the share again: other runs may have started or ended since the last step
+            self.share_cores(context.instance, context.run_id, context.log, cfg.torch_threads)
             return Workers(LOCAL, self.model, (LOCAL.lost, len(LOCAL.served)))
         if self._cluster is None:
             from dagster_ray import LocalRay
@@ -79,19 +80,20 @@ class _Study(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Torch in this run's process takes its share of the cores (`share_cores`). Nothing for a sensor's or a
         schedule's tick, which runs no model."""
-        if context.dagster_run is not None:
-            self.share_cores(context.instance, context.dagster_run.run_id, context.log)
-
-    def share_cores(self, instance, run_id: str | None, log) -> None:
-        """Torch's threads for this run: its share of the cores among the runs going on now
-        (`compute.sizing.share_threads`), since runs that each take every core slow each other several-fold. Set
-        when the run starts and again at each model-bound step (`workers`), as other runs start or end; the count
-        found before is given back at the run's end (an in-process run leaves its process as it found it). The
-        run's log says each change."""
+        if context.dagster_run is None:
+            return
         try:
             threads = self.settings().torch_threads
         except ValueError:
             return  # a bad setting: the steps that read the settings say so, in one message
+        self.share_cores(context.instance, context.dagster_run.run_id, context.log, threads)
+
+    def share_cores(self, instance, run_id: str | None, log, threads: int) -> None:
+        """Torch's threads for this run: its share of the cores among the runs going on now
+        (`compute.sizing.share_threads`), since runs that each take every core slow each other several-fold. Set
+        when the run starts and again at each model-bound step (`workers`), as other runs start or end; the count
+        found before is given back at the run's end (an in-process run leaves its process as it found it). The
+        run's log says each change. `threads`: SHIFTLAKE_TORCH_THREADS (0: the share)."""
         concurrent = _concurrent_runs(instance, run_id)
         if concurrent <= 1 and threads <= 0 and not self._threads:
             return  # alone and never shared: torch as it was

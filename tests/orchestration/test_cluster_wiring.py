@@ -47,6 +47,26 @@ def test_the_instance_follows_dagster_pg_url_and_keeps_ones_own(tmp_path, monkey
     assert config.read_text() == "telemetry:\n  enabled: false\n"
 
 
+def _run_on_threads(job, queued: int, threads: int, beside, monkeypatch):
+    """Run `job` in process on an instance whose queue runs `queued` at once, after `beside(instance)`, with torch
+    on `threads` threads and its default taken as 4: (result, the run's thread log lines, threads after)."""
+    import torch
+
+    from compute import sizing
+
+    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])  # as if torch's default were 4 threads
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": queued}}) as instance:
+            beside(instance)
+            result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
+            said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
+        return result, said, torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("queued, others, setting, inside", [
     (4, 0, "", 3),  # alone: torch as it was
     (4, 1, "", 2), (4, 2, "", 1),  # beside 1 or 2 runs going on: the default 4 threads split 2 or 3 ways
@@ -54,8 +74,6 @@ def test_the_instance_follows_dagster_pg_url_and_keeps_ones_own(tmp_path, monkey
     (4, 1, "5", 5)])  # SHIFTLAKE_TORCH_THREADS decides
 def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, others, setting, inside, monkeypatch):
     import torch
-
-    from compute import sizing
 
     seen = []
 
@@ -67,21 +85,14 @@ def test_a_run_takes_its_share_of_the_cores_and_gives_it_back(queued, others, se
     def job():
         threads()
 
+    def beside(instance):
+        going = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+        for status in going[:others]:
+            instance.create_run_for_job(job_def=job, status=status)
+        instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.SUCCESS)  # over: not counted
+
     monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", setting)
-    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])  # as if torch's default were 4 threads
-    before = torch.get_num_threads()
-    torch.set_num_threads(3)  # what a run leaves as it found it
-    try:
-        with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": queued}}) as instance:
-            going = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-            for status in going[:others]:
-                instance.create_run_for_job(job_def=job, status=status)
-            instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.SUCCESS)  # over: not counted
-            result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
-            said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
-        after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    result, said, after = _run_on_threads(job, queued, 3, beside, monkeypatch)  # 3: what a run leaves as it found
     assert result.success and seen == [inside] and after == 3
     why = ("SHIFTLAKE_TORCH_THREADS=5" if setting
            else f"the cores shared among the {min(others + 1, queued)} runs going on")
@@ -92,8 +103,6 @@ def test_a_runs_share_follows_the_runs_that_start_and_end_beside_it(monkeypatch)
     """Each model-bound step takes the share again (`StudyResource.workers`): a run that began alone gives up
     threads when another starts, and takes them back when it ends."""
     import torch
-
-    from compute import sizing
 
     seen, other = [], []
 
@@ -119,16 +128,7 @@ def test_a_runs_share_follows_the_runs_that_start_and_end_beside_it(monkeypatch)
         third(second(first()))
 
     monkeypatch.setenv("SHIFTLAKE_TORCH_THREADS", "")
-    monkeypatch.setattr(sizing, "_DEFAULT_THREADS", [4])
-    before = torch.get_num_threads()
-    torch.set_num_threads(4)
-    try:
-        with dg.instance_for_test(overrides={"run_queue": {"max_concurrent_runs": 4}}) as instance:
-            result = job.execute_in_process(instance=instance, resources={"study": StudyResource()})
-            said = [e.user_message for e in instance.all_logs(result.run_id) if "torch threads in" in e.user_message]
-        after = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(before)
+    result, said, after = _run_on_threads(job, 4, 4, lambda instance: None, monkeypatch)
     assert result.success and seen == [4, 2, 4] and after == 4
     assert said == ["torch threads in this run: 2 (the cores shared among the 2 runs going on)",
                     "torch threads in this run: 4 (alone now)"]
