@@ -18,15 +18,11 @@ import shutil
 import time
 from pathlib import Path
 
-import polars as pl
-import torch
-
-from compute.advantages import divergence, weighted_advantages
-from compute.sampling import SamplingParams, sample
-from compute.toyworld.tokenizer import build_tokenizer
-from compute.toyworld.train import grpo
 from compute.toyworld.world import WorldConfig, build_world, building, load_model, named_config, torch_threads
 from compute.verifiers import toy_reward
+
+# torch and the trainers are imported where the A/B runs (as in `compute.toyworld.world`): `ab_curves` also serves
+# commands that only look the curves file up.
 
 AB_VERSION = "1"  # bump when the harness changes what it produces
 ARMS = ("grpo", "grpo_weighted")
@@ -36,6 +32,8 @@ EVAL_SEED = 9_000_000  # the evaluation's sampling seeds: EVAL_SEED + problem in
 
 def evaluate(model, tokenizer, problems: list[dict], samples: int, max_new_tokens: int) -> list[int]:
     """Correct responses per problem out of `samples`, sampled at temperature 1 with fixed seeds."""
+    from compute.sampling import SamplingParams, sample
+
     prompts = [tokenizer.encode(p["prompt"], add_special_tokens=False) for p in problems for _ in range(samples)]
     seeds = [EVAL_SEED + i for i in range(len(prompts))]
     out = sample(model, prompts, seeds, SamplingParams(1.0, 1.0, max_new_tokens), tokenizer.eos_token_id,
@@ -47,6 +45,9 @@ def evaluate(model, tokenizer, problems: list[dict], samples: int, max_new_token
 def weighting(base, kind: str, alpha: float, s: float):
     """GRPO's `token_advantages` hook: the divergence-weighted advantage, D from the frozen `base` at the same
     positions (no gradient through the weights)."""
+    import torch
+
+    from compute.advantages import divergence, weighted_advantages
 
     def token_advantages(advantages, ids, attention, logits):
         with torch.no_grad():
@@ -67,6 +68,11 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
              samples: int = AB_SAMPLES, kind: str = "kl", alpha: float = 1.0, s: float = 1.0, log=print) -> Path:
     """The A/B's curves file for the world of `config` (trained first unless cached): `seeds` seeds of each arm,
     `samples` responses per evaluation problem."""
+    import polars as pl
+
+    from compute.toyworld.tokenizer import build_tokenizer
+    from compute.toyworld.train import grpo
+
     config = config or named_config()
     world = build_world(config, root, log)
     target = ab_curves(world, seeds, samples, kind, alpha, s).parent

@@ -22,13 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from compute.paths import state_dir
 from compute.toyworld.task import Noise, eval_problems
-from compute.toyworld.tokenizer import build_tokenizer
-from compute.toyworld.train import grpo, new_model, rejection_sft, sft
 from compute.verifiers import toy_reward
+
+# torch, the tokenizer and the training loops are imported where a world is trained or loaded: the configs and
+# `world_dir` also serve commands that only look a world's folders up (`shiftlake status`, `shiftlake ui`), which
+# torch and transformers would slow by about 7 s on 2 cores.
 
 BUILDER_VERSION = "3"  # bump when training code changes what a config produces
 
@@ -94,6 +94,8 @@ def world_dir(config: WorldConfig | None = None, root: Path | None = None) -> Pa
 @contextmanager
 def torch_threads(n: int):
     """torch on `n` threads for the block (the worlds are bit-identical from run to run on the same count)."""
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -119,6 +121,7 @@ def building(target: Path, log=lambda *_: None):
 
 def load_model(folder: Path):
     """A toy model saved by `save_pretrained`, in float32 as it was trained."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
@@ -157,6 +160,8 @@ def build_world(config: WorldConfig | None = None, root: Path | None = None, log
 def train_rl(config: WorldConfig, model, tokenizer, checkpoints: Path, log=lambda *_: None) -> list[float]:
     """GRPO from `model` (the SFT'd base), writing `checkpoints/checkpoint-<step>/` in place as a trainer
     does (not atomically: readers must wait until a checkpoint is complete). Returns the mean rewards."""
+    from compute.toyworld.train import grpo
+
     return grpo(model, tokenizer, toy_reward, config.rl_steps, config.rl_prompts, config.rl_group, config.rl_lr,
                 config.seed + 1, config.max_new_tokens, config.width, checkpoint_saver(model, tokenizer, checkpoints, log),
                 config.checkpoint_every)
@@ -170,6 +175,9 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
     samples, rejection-sampling style, for GRPO's steps, problems and group size per step, its checkpoints at every
     other GRPO checkpoint's step (half the analysis; the steps still match). The paper's RL-vs-SFT contrast, on the
     same base and data budget. Returns its checkpoint folder."""
+    from compute.toyworld.tokenizer import build_tokenizer
+    from compute.toyworld.train import rejection_sft
+
     config = config or named_config()
     world = build_world(config, root, log)
     target, record = world / "sft_checkpoints", world / "sft.json"
@@ -197,6 +205,9 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
 
 
 def _train(config: WorldConfig, out: Path, log) -> dict:
+    from compute.toyworld.tokenizer import build_tokenizer
+    from compute.toyworld.train import new_model, sft
+
     tokenizer = build_tokenizer()
     model = new_model(config.hidden, config.layers, config.heads, config.intermediate, config.seed)
     t0 = time.perf_counter()

@@ -1,7 +1,11 @@
 """Settings from the environment as the README documents them, through the study resource a run uses."""
 
+import subprocess
+import sys
+
 import pytest
 
+from compute.paths import REPO_ROOT
 from compute.settings import from_env
 
 
@@ -54,6 +58,16 @@ def test_the_engine_has_no_inputs_and_the_application_points_unset_ones_at_the_t
                        "PROBLEMS_URL": str(world_dir() / "problems.jsonl")}
     assert from_env(environ).required("base_model") == str(world_dir() / "base")
     assert not toy_inputs(environ)  # nothing left unset
+
+
+def test_pointing_at_the_toy_world_imports_neither_torch_nor_transformers():
+    """`shiftlake status` and `shiftlake ui` point unset inputs at the toy world's folders before anything else;
+    finding the folders took torch and transformers with it, about 7 of `shiftlake status`'s 11 s on 2 cores."""
+    code = ("import sys; from orchestration.app.toy import toy_inputs; toy_inputs({'SHIFTLAKE_TOY_SFT': '1'}); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_toy_sft_run_and_ab_are_inputs_only_when_asked_for_and_the_ab_only_once_built(tmp_path, monkeypatch):
