@@ -31,6 +31,7 @@ from compute import lakesql
 
 ROLE_STYLES = {"rl": "-", "sft": "--"}  # line style per checkpoint role in the trend
 CRITERION_COLORS = {"js": "tab:blue", "random": "tab:gray", "delta_logp": "tab:green", "entropy": "tab:red"}
+DPI = 110  # the figures' own and their PNGs': the layout and the PNG then measure their text with one renderer
 
 
 @dataclass
@@ -69,6 +70,7 @@ def _query(name: str, lake_url: str, checkpoint: str | None, compare: bool = Fal
 def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoint: str | None) -> Figure:
     """The PNG and its data; the title names the checkpoint drawn (pages show one partition's figures at a time)
     and the other roles' checkpoints drawn beside it."""
+    import matplotlib.image
     import matplotlib.pyplot as plt
 
     if checkpoint:
@@ -77,8 +79,9 @@ def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoi
         title = f"{title} ({checkpoint}" + (f", beside {', '.join(others)})" if others else ")")
     fig.suptitle(title)
     fig.tight_layout()
+    fig.canvas.draw()  # drawn once: `savefig` draws a figure laid out by `tight_layout` twice, the first time unseen
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    matplotlib.image.imsave(buf, fig.canvas.buffer_rgba(), format="png", dpi=DPI)  # `savefig`'s PNG, pixel for pixel
     labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in axes]
     plt.close(fig)
     return Figure(name, title, buf.getvalue(), data, labels)
@@ -100,7 +103,7 @@ def _figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(nrows, ncols, figsize=size or (5.5 * ncols, 4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size or (5.5 * ncols, 4 * nrows), squeeze=False, dpi=DPI)
     return fig, list(axes.flat)
 
 

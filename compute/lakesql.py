@@ -10,6 +10,9 @@ place; any other fsspec URL is read through DuckDB's `register_filesystem` (no e
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import duckdb
@@ -122,9 +125,37 @@ def _json_cell(value) -> str:
     return json.dumps(value.to_list() if hasattr(value, "to_list") else value)
 
 
+_SHARED: ContextVar[dict | None] = ContextVar("shared_connections", default=None)
+
+
+@contextmanager
+def one_connection() -> Iterator[None]:
+    """Within the block, `run` keeps one connection per lake (its views, macros and named queries) instead of
+    building one for each query: a report's 14 queries took 1.4 s, 1.1 of it listing the lake and defining the
+    views. For reads of a lake nothing writes to meanwhile: the views are those of the tables found at the first
+    query."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        for con in _SHARED.get().values():
+            con.close()
+        _SHARED.reset(token)
+
+
+def _connection_for(lake_url: str | None) -> duckdb.DuckDBPyConnection:
+    shared = _SHARED.get()
+    if shared is None:
+        return connect(lake_url)
+    url = resolve_lake_url(lake_url)
+    if url not in shared:
+        shared[url] = connect(url)
+    return shared[url]
+
+
 def run(sql: str, lake_url: str | None = None):
     """Run `sql` over the lake; returns a polars frame. Missing tables get a message naming the fix."""
-    con = connect(lake_url)
+    con = _connection_for(lake_url)
     try:
         _named_queries(con, sql)
         return con.sql(sql).pl()

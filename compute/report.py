@@ -51,11 +51,12 @@ def _section(index: int, name: str, fig: figures.Figure | str, question: str) ->
 
 def render(lake_url: str, checkpoint: str) -> tuple[str, list[figures.Figure | str]]:
     """The report's HTML and its figures (or why one is missing), read from the lake now."""
-    known = lakesql.run("SELECT checkpoint FROM checkpoints", lake_url)["checkpoint"].to_list()
-    if checkpoint not in known:
-        raise LookupError(f"checkpoint {checkpoint!r} is not in the lake at {storage.resolve_lake_url(lake_url)} "
-                          f"(it has: {', '.join(known) or 'none'}); run its checkpoint_job first")
-    drawn = [(draw(make, lake_url, checkpoint), make.__name__, question) for make, question in figures.FIGURES]
+    with lakesql.one_connection():
+        known = lakesql.run("SELECT checkpoint FROM checkpoints", lake_url)["checkpoint"].to_list()
+        if checkpoint not in known:
+            raise LookupError(f"checkpoint {checkpoint!r} is not in the lake at {storage.resolve_lake_url(lake_url)}"
+                              f" (it has: {', '.join(known) or 'none'}); run its checkpoint_job first")
+        drawn = [(draw(make, lake_url, checkpoint), make.__name__, question) for make, question in figures.FIGURES]
     body = "".join(_section(i, name, fig, q) for i, (fig, name, q) in enumerate(drawn, 1))
     html = (f"<!doctype html><html><head><meta charset='utf-8'><title>shiftlake: {escape(checkpoint)}</title>"
             f"<style>{STYLE}</style></head><body><h1>shiftlake report: {escape(checkpoint)}</h1>"

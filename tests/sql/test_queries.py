@@ -98,3 +98,26 @@ def test_checkpoint_trend_reads_each_checkpoint_by_step(lake):
         row = trend.filter(pl.col("checkpoint") == key).row(0, named=True)
         for col in ("rl_accuracy", "js_p50", "js_p99", "share_js_lt_1e3"):
             assert row[col] == pytest.approx(rl["accuracy" if col == "rl_accuracy" else col]), col
+
+
+def test_one_connection_serves_every_query_of_a_lake_in_the_block_and_closes_after(tmp_path, monkeypatch):
+    """A report's queries share one connection per lake (`lakesql.one_connection`), each lake its own, with the same
+    answers and the same message for a missing table; outside the block every query connects afresh."""
+    lakes = [tmp_path / "a", tmp_path / "b"]
+    for i, url in enumerate(lakes):
+        lakeio.write_partition(str(url), "problems", "", pl.DataFrame({"problem_id": [f"p{i}", "q"]}))
+    made = []
+    connect = lakesql.connect
+    monkeypatch.setattr(lakesql, "connect", lambda url=None: made.append(connect(url)) or made[-1])
+    count = "SELECT count(*) AS n, min(problem_id) AS first FROM problems"
+    with lakesql.one_connection():
+        for _ in range(2):
+            assert [lakesql.run(count, str(url)).row(0) for url in lakes] == [(2, "p0"), (2, "p1")]
+        with pytest.raises(LookupError, match="does not have that table yet"):
+            lakesql.run("SELECT * FROM token_shifts", str(lakes[0]))
+        assert lakesql.run(count, str(lakes[0])).row(0) == (2, "p0")  # the connection outlives a failed query
+        assert len(made) == 2
+    with pytest.raises(Exception, match="closed"):
+        made[0].execute("SELECT 1")
+    lakesql.run(count, str(lakes[0]))
+    assert len(made) == 3
