@@ -81,7 +81,7 @@ def _finish(name: str, title: str, fig, data: pl.DataFrame, axes: list, checkpoi
     fig.tight_layout()
     fig.canvas.draw()  # drawn once: `savefig` draws a figure laid out by `tight_layout` twice, the first time unseen
     buf = io.BytesIO()
-    matplotlib.image.imsave(buf, fig.canvas.buffer_rgba(), format="png", dpi=DPI)  # `savefig`'s PNG, pixel for pixel
+    matplotlib.image.imsave(buf, fig.canvas.buffer_rgba(), format="png", dpi=DPI, origin="upper")  # savefig's PNG
     labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in axes]
     plt.close(fig)
     return Figure(name, title, buf.getvalue(), data, labels)

@@ -68,11 +68,6 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
              samples: int = AB_SAMPLES, kind: str = "kl", alpha: float = 1.0, s: float = 1.0, log=print) -> Path:
     """The A/B's curves file for the world of `config` (trained first unless cached): `seeds` seeds of each arm,
     `samples` responses per evaluation problem."""
-    import polars as pl
-
-    from compute.toyworld.tokenizer import build_tokenizer
-    from compute.toyworld.train import grpo
-
     config = config or named_config()
     world = build_world(config, root, log)
     target = ab_curves(world, seeds, samples, kind, alpha, s).parent
@@ -80,6 +75,11 @@ def build_ab(config: WorldConfig | None = None, root: Path | None = None, seeds:
         if (target / "ab.json").exists():
             log(f"toy A/B cached at {target}")
             return target / "curves.parquet"
+        import polars as pl
+
+        from compute.toyworld.tokenizer import build_tokenizer
+        from compute.toyworld.train import grpo
+
         problems = [json.loads(line) for line in (world / "problems.jsonl").read_text().splitlines()]
         tokenizer = build_tokenizer()
         frames, record = [], {"version": AB_VERSION, "seeds": seeds, "samples": samples, "kind": kind, "alpha": alpha,

@@ -175,9 +175,6 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
     samples, rejection-sampling style, for GRPO's steps, problems and group size per step, its checkpoints at every
     other GRPO checkpoint's step (half the analysis; the steps still match). The paper's RL-vs-SFT contrast, on the
     same base and data budget. Returns its checkpoint folder."""
-    from compute.toyworld.tokenizer import build_tokenizer
-    from compute.toyworld.train import rejection_sft
-
     config = config or named_config()
     world = build_world(config, root, log)
     target, record = world / "sft_checkpoints", world / "sft.json"
@@ -185,6 +182,9 @@ def build_sft(config: WorldConfig | None = None, root: Path | None = None, log=p
         if record.exists() and json.loads(record.read_text()).get("version") == SFT_VERSION:
             log(f"toy SFT run cached at {target}")
             return target
+        from compute.toyworld.tokenizer import build_tokenizer
+        from compute.toyworld.train import rejection_sft
+
         staging = world / "sft_checkpoints.partial"
         shutil.rmtree(staging, ignore_errors=True)
         with torch_threads(config.threads):
