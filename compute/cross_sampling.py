@@ -89,7 +89,8 @@ class SwitchRules:
     """A batch's rules as tensors (built once per batch, not per step)."""
 
     def __init__(self, rules: list[SwitchRule], device, compile: bool = False):
-        self.compile = compile  # the signals' vocabulary-wide arithmetic under torch.compile (`decoders.compiled`)
+        # the signals' vocabulary-wide arithmetic under torch.compile (`decoders.compiled`), chosen once per batch
+        self._signals = compiled(SwitchRules.signals) if compile else SwitchRules.signals
         self.forward = torch.tensor([r.direction == "forward" for r in rules], device=device).unsqueeze(-1)
         self.criterion = torch.tensor([CRITERIA.index(r.criterion) for r in rules], device=device)
         self.eps = torch.tensor([r.eps for r in rules], dtype=torch.float32, device=device)
@@ -145,8 +146,7 @@ class SwitchRules:
         the base's and the RL model's draw with its uniform; a row takes its primary's, or its intervening
         model's where its rule switches. Row i reads state `state[i]` (None: state i)."""
         t_base, t_rl = draw(p_base, u), draw(p_rl, u)
-        signals = compiled(SwitchRules.signals) if self.compile else SwitchRules.signals
-        switch = self.mask(signals(self, q_base, q_rl, t_base, t_rl), state, coins)
+        switch = self.mask(self._signals(self, q_base, q_rl, t_base, t_rl), state, coins)
         if state is not None:
             t_base, t_rl = t_base[state], t_rl[state]
         forward = self.forward.squeeze(-1)
