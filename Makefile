@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 UV := $(VENV)/bin/uv
 TORCH := torch==2.13.0
 UV_PIN := uv==0.13.9
-# the lowest transformers, duckdb, polars and pyarrow pyproject.toml accepts, with torch: tests/compute/test_floor.py
-# decodes and runs the lake's SQL on them
+# every runtime dependency at the lowest release pyproject.toml accepts (uv's lowest-direct resolution), torch among
+# them: tests/compute/test_floor.py runs the toy study, the lake's SQL and KV-cache decoding there
 FLOOR := .shiftlake/venv-floor/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
@@ -41,12 +41,12 @@ $(STAMP): $(RUNTIME)
 	$(call compile,$(PY))
 	touch $@
 
+# The floor's torch is PyPI's CUDA build (about 3 GB with its NVIDIA libraries; the project's CPU build exists for
+# 2.13 only): it runs on the CPU as any torch does. A fresh venv each time: uv's lowest-direct resolution keeps
+# what a venv already holds where it satisfies the ranges.
 $(FLOOR): pyproject.toml $(RUNTIME)
-	test -x $(dir $(FLOOR))bin/python || python3 -m venv $(dir $(FLOOR))
-	$(dir $(FLOOR))bin/pip install -q --no-compile $(TORCH)
-	$(UV) pip install -q --python $(dir $(FLOOR))bin/python $(TORCH) \
-	  "transformers==$$(sed -n 's/.*"transformers>=\([0-9.]*\).*/\1/p' pyproject.toml)" \
-	  $(foreach p,duckdb polars pyarrow,"$(p)==$$(sed -n 's/.*"$(p)>=\([0-9.]*\).*/\1/p' pyproject.toml)")
+	rm -rf $(dir $(FLOOR)) && python3 -m venv $(dir $(FLOOR))
+	$(UV) pip install -q --python $(dir $(FLOOR))bin/python --resolution lowest-direct -e .
 	$(call compile,$(dir $(FLOOR))bin/python)
 	touch $@
 

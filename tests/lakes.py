@@ -1,0 +1,35 @@
+"""Whole tables of a lake, to compare two lakes that ran the same study (rerun, elsewhere, on other releases)."""
+
+from __future__ import annotations
+
+import polars as pl
+from polars.testing import assert_series_equal
+
+from compute import lake as lakeio
+
+TABLES = ("problems", "checkpoints", "rollouts", "scores", "token_shifts", "summaries", "cross_samples",
+          "cross_scores", "cross_summaries", "advantage_weights", "trend")
+
+
+def whole_table(url: str, name: str, partitions: list[str] | None = None, ignore=()) -> pl.DataFrame:
+    """Every partition of `name` (or those of `partitions` it has), sorted, without the `ignore` columns, a
+    wall-clock column and where the lake keeps its copy of each model (under its own URL)."""
+    parts = [p for p in lakeio.list_partitions(url, name) if partitions is None or p in partitions] or [""]
+    frame = pl.concat([lakeio.read_partition(url, name, p) for p in parts], how="diagonal_relaxed")
+    return frame.drop("discovered_at", "model_uri", *ignore, strict=False).sort(pl.all())
+
+
+def assert_same_tables(url: str, reference_url: str, tables=TABLES, partitions: list[str] | None = None,
+                       ignore=(), rel_tol: float = 0.0) -> None:
+    """Each table of `url` equals that of `reference_url` (in `partitions` where given; the `ignore` columns
+    aside): the same columns and rows; floats within `rel_tol`."""
+    for table in tables:
+        got = whole_table(url, table, partitions, ignore)
+        want = whole_table(reference_url, table, partitions, ignore)
+        assert got.columns == want.columns and got.height == want.height > 0, (table, got.shape, want.shape)
+        for column in want.columns:
+            try:
+                assert_series_equal(got[column], want[column], check_exact=rel_tol == 0, rel_tol=rel_tol,
+                                    abs_tol=rel_tol * 1e-3)
+            except AssertionError as e:
+                raise AssertionError(f"{table}.{column}: {e}") from None
