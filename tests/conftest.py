@@ -183,8 +183,8 @@ def lake(request, small_world, small_ab, tmp_path_factory, built_lakes) -> tuple
 # first, longest first, so that no worker is left running one of them alone at the end.
 LONGEST_FIRST = ["tests/cluster/test_ray.py", "tests/e2e/test_demo.py", "tests/s3/test_faults.py",
                  "tests/e2e/test_live_demo.py", "tests/assets/test_bad_input.py", "tests/e2e/test_sensor_daemon.py",
-                 "tests/cluster/test_postgres.py", "tests/compute/test_floor.py", "tests/orchestration/test_staleness.py",
-                 "tests/assets/test_checks.py"]
+                 "tests/cluster/test_postgres.py", "tests/compute/test_floor.py",
+                 "tests/orchestration/test_staleness.py", "tests/assets/test_checks.py"]
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters, which it keeps within a module

@@ -32,8 +32,8 @@ PYTHON = FLOOR_VENV / "bin" / "python"
 
 def declared_floors() -> dict[str, str]:
     """Each runtime dependency's floor, as pyproject.toml declares it (name -> release)."""
-    floors = {}
-    for requirement in map(Requirement, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]):
+    floors, project = {}, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in map(Requirement, project["dependencies"]):
         lowest = [s.version for s in requirement.specifier if s.operator == ">="]
         assert len(lowest) == 1, f"pyproject.toml declares no floor for {requirement.name}"
         floors[requirement.name] = lowest[0]
