@@ -3,7 +3,8 @@ compute what the project's own releases compute.
 
 `make install` builds a venv holding exactly those floors, torch among them (.shiftlake/venv-floor). There the toy
 study runs through Dagster into a lake whose tables must equal the `lake` fixture's; the KV-cache check
-(kv_cache_check.py) and the lake's SQL (sql_floor_check.py) run there too. On transformers 5.0-5.17 shiftlake once
+(kv_cache_check.py), the lake's SQL (sql_floor_check.py) and the merge of a TRL-written LoRA adapter run there
+too. On transformers 5.0-5.17 shiftlake once
 passed its cache under a keyword those releases ignore, and every rollout was sampled without its prefix, with no
 error; on polars 1.30 and 1.31 (the floor declared then) the rollouts' digest failed on their token lists.
 """
@@ -110,3 +111,26 @@ def test_every_table_and_query_computes_the_same_on_the_declared_duckdb_polars_a
                 assert_series_equal(frame[column], floor[column], rel_tol=1e-9, abs_tol=1e-12)
             except AssertionError as e:
                 raise AssertionError(f"{name} {column}: {e}") from None
+
+
+def test_a_trl_lora_checkpoint_merges_the_same_on_the_declared_peft_floor(small_world, tmp_path):
+    """The floor's peft merges a LoRA adapter TRL wrote (one GRPO step; `merge_adapter` fails unless the merged
+    folder gives PeftModel's logits) into the weights the project's own releases merge."""
+    import torch
+    from safetensors.torch import load_file
+
+    from compute.peft_merge import merge_adapter
+    from tests.trainers import trl_checkpoints
+
+    adapter = trl_checkpoints(small_world / "base", tmp_path / "run", peft=True, steps=1) / "checkpoint-1"
+    code = "import sys; from compute.peft_merge import merge_adapter; merge_adapter(*sys.argv[1:])"
+    done = subprocess.run([str(PYTHON), "-c", code, str(small_world / "base"), str(adapter), str(tmp_path / "floor")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    merge_adapter(small_world / "base", adapter, tmp_path / "project")
+    floor, project = (load_file(tmp_path / name / "model.safetensors") for name in ("floor", "project"))
+    base = load_file(small_world / "base" / "model.safetensors")
+    assert floor.keys() == project.keys()
+    for name, weight in project.items():
+        torch.testing.assert_close(floor[name], weight, msg=name)
+    assert any(not torch.equal(weight, base[name]) for name, weight in project.items() if name in base)  # it merged

@@ -62,11 +62,12 @@ def test_the_engine_has_no_inputs_and_the_application_points_unset_ones_at_the_t
 
 def test_pointing_at_the_toy_world_imports_neither_torch_nor_transformers():
     """`shiftlake status` and `shiftlake ui` point unset inputs at the toy world's folders before anything else;
-    finding the folders took torch and transformers with it, about 7 of `shiftlake status`'s 11 s on 2 cores. (With
-    SHIFTLAKE_TOY_AB=1 torch still comes: the A/B's curves are named by the advantage weighting, whose kind
-    `compute.advantages` validates.)"""
-    code = ("import sys; from orchestration.app.toy import toy_inputs; toy_inputs({'SHIFTLAKE_TOY_SFT': '1'}); "
-            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    finding the folders took torch and transformers with it, about 7 of `shiftlake status`'s 11 s on 2 cores. The
+    settings the assets record (prompts, advantage weighting: what status compares for staleness) are checked
+    without them too: `compute.advantages`, which knows the weighting's kinds, imports torch where it computes."""
+    code = ("import sys; from orchestration.app.toy import toy_inputs; from compute.settings import from_env; "
+            "environ = {'SHIFTLAKE_TOY_SFT': '1', 'SHIFTLAKE_TOY_AB': '1'}; toy_inputs(environ); "
+            "from_env(environ).recorded(); print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "[]"
