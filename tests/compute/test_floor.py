@@ -4,9 +4,9 @@ compute what the project's own releases compute.
 `make install` builds a venv holding exactly those floors, torch among them (.shiftlake/venv-floor). There the toy
 study runs through Dagster into a lake whose tables must equal the `lake` fixture's; the KV-cache check
 (kv_cache_check.py), the lake's SQL (sql_floor_check.py) and the merge of a TRL-written LoRA adapter run there
-too. On transformers 5.0-5.17 shiftlake once
-passed its cache under a keyword those releases ignore, and every rollout was sampled without its prefix, with no
-error; on polars 1.30 and 1.31 (the floor declared then) the rollouts' digest failed on their token lists.
+too. On transformers 5.0-5.17 shiftlake once passed its cache under a keyword those releases ignore, and every
+rollout was sampled without its prefix, with no error; on polars 1.30 and 1.31 (the floor declared then) the
+rollouts' digest failed on their token lists.
 """
 
 import json
