@@ -8,8 +8,10 @@ UV := $(VENV)/bin/uv
 TORCH := torch==2.13.0
 UV_PIN := uv==0.13.9
 # every runtime dependency at the lowest release pyproject.toml accepts (uv's lowest-direct resolution), torch among
-# them: tests/compute/test_floor.py runs the toy study, the lake's SQL and KV-cache decoding there
+# them, on the lowest Python requires-python accepts: tests/compute/test_floor.py runs the toy study, the lake's SQL,
+# KV-cache decoding and a LoRA merge there
 FLOOR := .shiftlake/venv-floor/.installed
+FLOOR_PYTHON ?= python3.11
 export DAGSTER_HOME ?= $(CURDIR)/.shiftlake/dagster
 CHROMIUM ?= $(or $(SHIFTLAKE_CHROMIUM),$(shell command -v chromium),/usr/bin/chromium)
 # the suite runs on this many pytest-xdist workers, each taking whole modules, longest first (tests/conftest.py)
@@ -41,12 +43,15 @@ $(STAMP): $(RUNTIME)
 	$(call compile,$(PY))
 	touch $@
 
-# The floor's torch is PyPI's CUDA build (about 3 GB with its NVIDIA libraries; the project's CPU build exists for
-# 2.13 only): it runs on the CPU as any torch does. A fresh venv each time: uv's lowest-direct resolution keeps
-# what a venv already holds where it satisfies the ranges.
+# The floor's torch is PyPI's CUDA build (about 3 GB with its NVIDIA libraries; the CPU build on this machine's disk
+# is 2.13 only): it runs on the CPU, where the floor test keeps it. uv writes the floors down (floors.txt) and
+# syncs the venv to exactly that list, keeping what it already holds at the right release.
 $(FLOOR): pyproject.toml $(RUNTIME)
-	rm -rf $(dir $(FLOOR)) && python3 -m venv $(dir $(FLOOR))
-	$(UV) pip install -q --python $(dir $(FLOOR))bin/python --resolution lowest-direct -e .
+	test -x $(dir $(FLOOR))bin/python || $(FLOOR_PYTHON) -m venv $(dir $(FLOOR))
+	$(UV) pip compile -q --python $(dir $(FLOOR))bin/python --resolution lowest-direct pyproject.toml \
+	  -o $(dir $(FLOOR))floors.txt
+	$(UV) pip sync -q --python $(dir $(FLOOR))bin/python $(dir $(FLOOR))floors.txt
+	$(UV) pip install -q --python $(dir $(FLOOR))bin/python --no-deps -e .
 	$(call compile,$(dir $(FLOOR))bin/python)
 	touch $@
 

@@ -32,6 +32,7 @@ Kept whole although over 250 lines: one trainer's layout, read top to bottom aga
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import pickle
@@ -42,12 +43,15 @@ import types
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from fsspec.implementations.local import LocalFileSystem
 
 from compute.listing import TOKENIZER_FILES
 from compute.storage import filesystem
+
+if TYPE_CHECKING:
+    import torch
 
 RANK_FILE = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt$")
 STEP_FOLDER = re.compile(r"global_step_(\d+)$")
@@ -164,28 +168,33 @@ def verl_actor_folder(folder: str) -> VerlActor | None:
     return info(None)
 
 
-# ---- merging ------------------------------------------------------------------------------------------
+# ---- merging (torch is imported here, where shards are read: recognising a folder needs none) ---------------
 
-class _ShardedTensorState(torch.Tensor):
-    """Stands in for a pickled ShardedTensor (FSDP1 without a device mesh), which refuses to unpickle outside
-    a process group of the saving rank and size; keeps its local shards and global metadata."""
+@functools.cache
+def _sharded_tensor_state() -> type:
+    import torch
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
 
-    from torch.distributed._shard.sharded_tensor import ShardedTensor as _real
+    class _ShardedTensorState(torch.Tensor):
+        """Stands in for a pickled ShardedTensor (FSDP1 without a device mesh), which refuses to unpickle outside
+        a process group of the saving rank and size; keeps its local shards and global metadata."""
 
-    ProcessGroupState = _real.ProcessGroupState
+        ProcessGroupState = ShardedTensor.ProcessGroupState
 
-    @classmethod
-    def __torch_dispatch__(cls, func, types_, args=(), kwargs=None):
-        raise TypeError("a ShardedTensor read for merging only")
+        @classmethod
+        def __torch_dispatch__(cls, func, types_, args=(), kwargs=None):
+            raise TypeError("a ShardedTensor read for merging only")
 
-    def __setstate__(self, state):
-        self.local_shards, self.metadata = state[0], state[1]
+        def __setstate__(self, state):
+            self.local_shards, self.metadata = state[0], state[1]
+
+    return _ShardedTensorState
 
 
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if name == "ShardedTensor" and module.startswith("torch.distributed._shard.sharded_tensor"):
-            return _ShardedTensorState
+            return _sharded_tensor_state()
         return super().find_class(module, name)
 
 
@@ -193,6 +202,8 @@ _PICKLE = types.SimpleNamespace(__name__="pickle", Unpickler=_Unpickler, load=pi
 
 
 def _load_rank(fs, path: str) -> dict:
+    import torch
+
     # a DeviceMesh unpickled without process groups warns that torch.compile would fail on it: not used here
     mesh_log = logging.getLogger("torch.distributed.device_mesh")
     level = mesh_log.level
@@ -209,6 +220,7 @@ def _load_rank(fs, path: str) -> dict:
 def _assemble(local: dict[int, torch.Tensor], mesh: torch.Tensor, placements: tuple) -> torch.Tensor:
     """The global tensor from each rank's local one: mesh dim 0 splits first (DTensor's order), so shards
     are concatenated innermost mesh dim first; a replicated mesh dim contributes its first coordinate."""
+    import torch
     from torch.distributed.tensor import Replicate, Shard
 
     if mesh.ndim == 0:
@@ -223,6 +235,7 @@ def _assemble(local: dict[int, torch.Tensor], mesh: torch.Tensor, placements: tu
 
 def _merge_one(key: str, values: list) -> torch.Tensor:
     """One entry of the state dict from every rank's value (values[r] is rank r's)."""
+    import torch
     from torch.distributed.tensor import DTensor
 
     first = values[0]
@@ -235,7 +248,7 @@ def _merge_one(key: str, values: list) -> torch.Tensor:
         if full.shape != first.shape:
             raise ValueError(f"{key}: its shards make {tuple(full.shape)}, the DTensor says {tuple(first.shape)}")
         return full.contiguous()
-    if isinstance(first, _ShardedTensorState):  # FSDP1 without a device mesh: each shard knows its offsets
+    if isinstance(first, _sharded_tensor_state()):  # FSDP1 without a device mesh: each shard knows its offsets
         full = torch.empty(first.metadata.size, dtype=first.local_shards[0].tensor.dtype)
         covered = 0
         for shard in (s for v in values for s in v.local_shards):
@@ -283,6 +296,7 @@ def merge_verl_fsdp(actor_dir: str, out_dir: str | Path) -> Path:
     folder at `out_dir`: safetensors weights as stored, loaded strictly into the model huggingface/config.json
     describes, with verl's tokenizer and generation config. Written into `<out_dir>.partial` and renamed:
     `out_dir` appears whole or not at all."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
     found = verl_actor_folder(str(actor_dir))

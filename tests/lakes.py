@@ -8,7 +8,7 @@ from polars.testing import assert_series_equal
 from compute import lake as lakeio
 
 TABLES = ("problems", "checkpoints", "rollouts", "scores", "token_shifts", "summaries", "cross_samples",
-          "cross_scores", "cross_summaries", "advantage_weights", "trend")
+          "cross_scores", "cross_summaries", "advantage_weights", "training_curves", "trend")
 
 
 def whole_table(url: str, name: str, partitions: list[str] | None = None, ignore=()) -> pl.DataFrame:

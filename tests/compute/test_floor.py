@@ -11,6 +11,7 @@ rollouts' digest failed on their token lists.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -31,9 +32,16 @@ FLOOR_VENV = ROOT / ".shiftlake" / "venv-floor"
 PYTHON = FLOOR_VENV / "bin" / "python"
 
 
+def on_cpu(**extra) -> dict[str, str]:
+    """The environment now, plus `extra`, with no GPU visible: the floor's torch is a CUDA build, and the fixtures
+    it is compared with ran on the CPU."""
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": "", **extra}
+
+
 def declared_floors() -> dict[str, str]:
-    """Each runtime dependency's floor, as pyproject.toml declares it (name -> release)."""
-    floors, project = {}, tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    """Each runtime dependency's floor, as pyproject.toml declares it (name -> release), and Python's."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floors = {"python": project["requires-python"].removeprefix(">=")}
     for requirement in map(Requirement, project["dependencies"]):
         lowest = [s.version for s in requirement.specifier if s.operator == ">="]
         assert len(lowest) == 1, f"pyproject.toml declares no floor for {requirement.name}"
@@ -44,10 +52,15 @@ def declared_floors() -> dict[str, str]:
 def test_the_floor_venv_holds_every_declared_floor():
     assert PYTHON.exists(), f"no floor venv at {FLOOR_VENV}: run `make install` (it builds it)"
     floors = declared_floors()
-    done = subprocess.run([str(PYTHON), "-c", "import importlib.metadata as m, json, sys; "
-                           "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))", *floors],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([str(PYTHON), "-c", "import importlib.metadata as m, json, platform, sys; print(json.dumps("
+                           "{'python': platform.python_version(), **{n: m.version(n) for n in sys.argv[1:]}}))",
+                           *[name for name in floors if name != "python"]], capture_output=True, text=True, check=True)
     installed = json.loads(done.stdout)
+    python = ".".join(installed["python"].split(".")[:2])
+    assert python == floors["python"], (f"the floor venv runs Python {installed['python']}, the floors are those of "
+                                        f"Python {floors['python']}: remove {FLOOR_VENV} and run `make install` "
+                                        f"FLOOR_PYTHON=python{floors['python']}")
+    del floors["python"]
     off = {name: f"{installed[name]} installed, {floor} declared" for name, floor in floors.items()
            if Version(installed[name]) != Version(floor)}
     assert not off, (f"the floor venv does not hold the declared floors: {off}. Rerun `make install`; where uv "
@@ -56,19 +69,21 @@ def test_the_floor_venv_holds_every_declared_floor():
 
 def test_kv_cache_decoding_is_right_on_the_declared_transformers_floor():
     done = subprocess.run([str(PYTHON), str(ROOT / "tests" / "compute" / "kv_cache_check.py")], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=on_cpu())
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"transformers {declared_floors()['transformers']}" in done.stdout and "equals re-encoding" in done.stdout
+    release = re.search(r"transformers (\S+), torch", done.stdout)
+    assert release and Version(release[1]) == Version(declared_floors()["transformers"]), done.stdout
+    assert "equals re-encoding" in done.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lake", ["local"], indirect=True)
 def test_the_toy_study_from_s3_computes_every_table_the_same_on_the_declared_floors(lake, small_world, small_ab,
                                                                                     s3_server, tmp_path):
-    """`shiftlake demo` under the floor venv, on the `lake` fixture's world and settings, its checkpoints and its
-    lake on the SeaweedFS server (the floor's s3fs lists, fetches and writes): every asset through Dagster (its
-    checks on the floor's Great Expectations, its reports on the floor's matplotlib), every table equal to the
-    local fixture's, bit for bit (same seeds; torch 2.5's CPU kernels draw the tokens 2.13's do)."""
+    """`shiftlake demo` under the floor venv, on the `lake` fixture's small world and settings, its checkpoints and
+    its lake on the SeaweedFS server (the floor's s3fs lists, fetches and writes): every asset through Dagster (its
+    checks on the floor's Great Expectations, its reports written by the floor's matplotlib), every table equal to
+    the local fixture's, exactly (polars equality; same seeds: torch 2.5's CPU kernels draw the tokens 2.13's do)."""
     from compute import storage
 
     url, keys = lake
@@ -78,8 +93,8 @@ def test_the_toy_study_from_s3_computes_every_table_the_same_on_the_declared_flo
         fs.put(str(folder), f"{checkpoints}/{folder.name}", recursive=True)
     settings = study_settings(small_world, checkpoints.replace("/checkpoints", "/lake"), checkpoints_url=checkpoints,
                               ab_curves_url=str(small_ab))
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster"), "SHIFTLAKE_CACHE": str(tmp_path / "cache"),
-           **{env_name(f.name): str(getattr(settings, f.name)) for f in fields(settings)}}
+    env = on_cpu(DAGSTER_HOME=str(tmp_path / "dagster"), SHIFTLAKE_CACHE=str(tmp_path / "cache"),
+                 **{env_name(f.name): str(getattr(settings, f.name)) for f in fields(settings)})
     done = subprocess.run([str(PYTHON), "-m", "orchestration.app.cli", "demo"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -125,7 +140,7 @@ def test_a_trl_lora_checkpoint_merges_the_same_on_the_declared_peft_floor(small_
     adapter = trl_checkpoints(small_world / "base", tmp_path / "run", peft=True, steps=1) / "checkpoint-1"
     code = "import sys; from compute.peft_merge import merge_adapter; merge_adapter(*sys.argv[1:])"
     done = subprocess.run([str(PYTHON), "-c", code, str(small_world / "base"), str(adapter), str(tmp_path / "floor")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=on_cpu())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     merge_adapter(small_world / "base", adapter, tmp_path / "project")
     floor, project = (load_file(tmp_path / name / "model.safetensors") for name in ("floor", "project"))
