@@ -180,11 +180,8 @@ def lake(request, small_world, small_ab, tmp_path_factory, built_lakes) -> tuple
 
 # Under pytest-xdist (`make test`: `-n 2 --dist loadscope --no-loadscope-reorder`) a worker takes whole modules, so
 # that a module's fixtures are built once. The longest modules (a minute or more each on 2 cores) are handed out
-# first, longest first, so that no worker is left running one of them alone at the end; but the second and third
-# need no toy world, so that while one worker trains the small world (about 35 s; the Ray test waits on it) the
-# other runs them instead of waiting on the same build.
-LONGEST_FIRST = ["tests/cluster/test_ray.py", "tests/compute/test_sampling.py", "tests/compute/test_benchmark.py",
-                 "tests/e2e/test_demo.py", "tests/s3/test_faults.py",
+# first, longest first, so that no worker is left running one of them alone at the end.
+LONGEST_FIRST = ["tests/cluster/test_ray.py", "tests/e2e/test_demo.py", "tests/s3/test_faults.py",
                  "tests/e2e/test_live_demo.py", "tests/assets/test_bad_input.py", "tests/e2e/test_sensor_daemon.py",
                  "tests/cluster/test_postgres.py", "tests/compute/test_floor.py",
                  "tests/orchestration/test_staleness.py", "tests/assets/test_checks.py"]
