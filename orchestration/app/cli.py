@@ -116,8 +116,8 @@ def _reporting_failures(command: str, action) -> int:
     try:
         action()
     except KeyboardInterrupt as interrupted:  # Ctrl-C: what finished is stored; the exit status a shell expects
-        during = f" during {interrupted}" if isinstance(interrupted, Interrupted) else ""
-        print(f"\nshiftlake {command}: interrupted{during}; what finished before it is stored", file=sys.stderr)
+        when = f" {interrupted}" if isinstance(interrupted, Interrupted) else ""
+        print(f"\nshiftlake {command}: interrupted{when}; what finished before it is stored", file=sys.stderr)
         return 130
     except StudyFailed as failed:
         print(f"shiftlake {command}: {failed}\n  full log: {failed.log}", file=sys.stderr)

@@ -37,8 +37,9 @@ LAUNCHED_BY = "shiftlake/launched_by"  # run tag: which command launched it (the
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a run: `str()` names the run, which is marked canceled (Dagster records an interrupt
-    nobody asked for through the UI as a failure)."""
+    """Ctrl-C during a run: `str()` says when and names the run, which is marked canceled (Dagster records an
+    interrupt nobody asked for through the UI as a failure), or which succeeded where the signal came as it ended:
+    Dagster then finishes the run as if none had come, and the command would have gone on to the next one."""
 
 
 class StudyFailed(Exception):
@@ -108,11 +109,14 @@ class Runner:
         with _output_to(self.output), signals_seen() as signals:
             execute_run(self.location.get_reconstructable_job(self.repo.name, job_name), run, self.instance)
         run = self.instance.get_run_by_id(run.run_id)
+        stopped = bool(signals & {signal.SIGINT, signal.SIGTERM})
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            if signals & {signal.SIGINT, signal.SIGTERM} or _interrupted(self.instance, run):
+            if stopped or _interrupted(self.instance, run):
                 self.instance.report_run_canceled(run, f"Interrupted (Ctrl-C) in the command that ran it ({self.by}).")
-                raise Interrupted(f"{_where(run)} (run {run.run_id[:8]}, now marked canceled)")
+                raise Interrupted(f"during {_where(run)} (run {run.run_id[:8]}, now marked canceled)")
             raise failure(self.instance, run, self.output)
+        if stopped:  # Dagster took the signal after the last step's code had run and finished the run: stop here
+            raise Interrupted(f"as {_where(run)} ended (run {run.run_id[:8]}, which succeeded)")
         return run
 
     def step_seconds(self, run_id: str) -> dict[str, float]:

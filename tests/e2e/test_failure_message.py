@@ -45,14 +45,17 @@ def test_ctrl_c_during_a_run_says_interrupted_exits_130_and_marks_the_run_cancel
         time.sleep(0.2)
     os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
     out, err = demo.communicate(timeout=120)
-    assert demo.returncode == 130, err
-    assert err.strip().splitlines() == [
-        "shiftlake demo: interrupted during base_job (run " + err.split("(run ", 1)[1].split(",")[0]
-        + ", now marked canceled); what finished before it is stored"], err
+    assert demo.returncode == 130, out[-2000:] + err
     assert "Traceback" not in out + err and "DagsterExecutionInterruptedError" not in err
     with dg.DagsterInstance.from_config(str(home)) as instance:
         (run,) = instance.get_runs()
-        assert run.job_name == "base_job" and run.status == dg.DagsterRunStatus.CANCELED
+    # Ctrl-C in a step cancels its run; one that Dagster takes as the last step ends finishes the run (the command
+    # then went on to the next run and exited 0, once in four CI runs): either way the command stops there
+    when = {dg.DagsterRunStatus.CANCELED: "during base_job (run {}, now marked canceled)",
+            dg.DagsterRunStatus.SUCCESS: "as base_job ended (run {}, which succeeded)"}
+    assert run.job_name == "base_job" and run.status in when, run.status
+    assert err.strip().splitlines() == [f"shiftlake demo: interrupted {when[run.status].format(run.run_id[:8])}; "
+                                        "what finished before it is stored"], err
     assert not [c for p, (_, c) in processes().items() if _group(p) == demo.pid]  # the group ended with it
 
 
