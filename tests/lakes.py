@@ -19,17 +19,25 @@ def whole_table(url: str, name: str, partitions: list[str] | None = None, ignore
     return frame.drop("discovered_at", "model_uri", *ignore, strict=False).sort(pl.all())
 
 
+def assert_same_frame(label: str, got: pl.DataFrame, want: pl.DataFrame, rel_tol: float = 0.0,
+                      abs_tol: float = 0.0) -> None:
+    """`got` has `want`'s columns, each equal (exactly, or floats within the tolerances); a failure names
+    `label` and the column."""
+    assert got.columns == want.columns, (label, got.columns, want.columns)
+    for column in want.columns:
+        try:
+            assert_series_equal(got[column], want[column], check_exact=rel_tol == abs_tol == 0, rel_tol=rel_tol,
+                                abs_tol=abs_tol)
+        except AssertionError as e:
+            raise AssertionError(f"{label}.{column}: {e}") from None
+
+
 def assert_same_tables(url: str, reference_url: str, tables=TABLES, partitions: list[str] | None = None,
-                       ignore=(), rel_tol: float = 0.0) -> None:
-    """Each table of `url` equals that of `reference_url` (in `partitions` where given; the `ignore` columns
-    aside): the same columns and rows; floats within `rel_tol`."""
+                       ignore=()) -> None:
+    """Each table of `url` equals that of `reference_url` exactly (in `partitions` where given; the `ignore`
+    columns aside): the same columns and rows, and some rows."""
     for table in tables:
         got = whole_table(url, table, partitions, ignore)
         want = whole_table(reference_url, table, partitions, ignore)
-        assert got.columns == want.columns and got.height == want.height > 0, (table, got.shape, want.shape)
-        for column in want.columns:
-            try:
-                assert_series_equal(got[column], want[column], check_exact=rel_tol == 0, rel_tol=rel_tol,
-                                    abs_tol=rel_tol * 1e-3)
-            except AssertionError as e:
-                raise AssertionError(f"{table}.{column}: {e}") from None
+        assert got.height == want.height > 0, (table, got.shape, want.shape)
+        assert_same_frame(table, got, want)

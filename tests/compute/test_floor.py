@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from compute.settings import env_name
 from tests.conftest import study_settings
-from tests.lakes import assert_same_tables
+from tests.lakes import assert_same_frame, assert_same_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR_VENV = ROOT / ".shiftlake" / "venv-floor"
@@ -107,7 +107,6 @@ def test_the_toy_study_from_s3_computes_every_table_the_same_on_the_declared_flo
 def test_every_table_and_query_computes_the_same_on_the_declared_duckdb_polars_and_pyarrow_floors(lake, tmp_path):
     """token_drilldown's `lambda x:` needs duckdb 1.3; pyproject.toml declared 1.2, where it did not parse."""
     import polars as pl
-    from polars.testing import assert_series_equal
 
     url, _ = lake
     check = ROOT / "tests" / "sql" / "sql_floor_check.py"
@@ -118,14 +117,8 @@ def test_every_table_and_query_computes_the_same_on_the_declared_duckdb_polars_a
         assert done.returncode == 0, done.stdout + done.stderr
         results[name] = {p.name: pl.read_parquet(p) for p in sorted((tmp_path / name).glob("*.parquet"))}
     assert results["floor"].keys() == results["project"].keys() and len(results["project"]) >= 15
-    for name, frame in results["project"].items():
-        floor = results["floor"][name]
-        assert floor.columns == frame.columns, name
-        for column in frame.columns:  # sums may add up in another order: floats equal to 1e-9
-            try:
-                assert_series_equal(frame[column], floor[column], rel_tol=1e-9, abs_tol=1e-12)
-            except AssertionError as e:
-                raise AssertionError(f"{name} {column}: {e}") from None
+    for name, frame in results["project"].items():  # sums may add up in another order: floats equal to 1e-9
+        assert_same_frame(name, results["floor"][name], frame, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def test_a_trl_lora_checkpoint_merges_the_same_on_the_declared_peft_floor(small_world, tmp_path):
